@@ -1,0 +1,115 @@
+//! The storage plug-in interface.
+//!
+//! Layout:
+//! - this file: the [`Storage`] trait (object-safe, used as
+//!   `Arc<dyn Storage>`), its directory stream, read handle and [`Upload`].
+//! - [`error`]: [`StorageError`] and its kinds, each naming the reply code
+//!   the server answers with.
+//! - [`conformance`]: the behaviour suite every backend runs in its tests.
+//!
+//! A backend is rooted at one user's home: every [`FtpPath`] it receives is
+//! relative to that root, already normalised so it cannot name anything
+//! above it. The backend adds what only it can check (symlinks on disk).
+
+pub mod conformance;
+pub mod error;
+
+use std::os::fd::RawFd;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use tokio::io::AsyncRead;
+
+pub use error::{ErrorKind, StorageError};
+pub use ftp_proto::listing::{EntryKind, Facts};
+pub use ftp_proto::FtpPath;
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub facts: Facts,
+}
+
+/// What a backend can do, so the server answers with the documented code
+/// instead of faking an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// APPE and REST+STOR (writing into an existing file).
+    pub append: bool,
+    /// Renaming directories (object stores cannot do it atomically).
+    pub rename_directories: bool,
+    /// MFMT / SITE UTIME.
+    pub set_mtime: bool,
+    /// SITE CHMOD.
+    pub chmod: bool,
+    /// Unix permission bits in listings.
+    pub unix_modes: bool,
+}
+
+/// How an upload writes its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// STOR: replace the file. Readers see the old file or the whole new one,
+    /// never a part (the backend writes aside and swaps on commit).
+    Replace,
+    /// STOU: the name must not exist yet; fails with `AlreadyExists`.
+    CreateNew,
+    /// APPE: add to the end, creating the file if missing.
+    Append,
+    /// REST n + STOR: keep the first `n` bytes, write from there on, and
+    /// drop what was after. `n` beyond the end is `InvalidOffset`.
+    ResumeAt(u64),
+}
+
+/// A stream of directory entries, read one at a time so listings of any
+/// size take constant memory.
+#[async_trait]
+pub trait DirStream: Send {
+    /// The next entry, or `None` at the end. Entries `.` and `..` are not
+    /// returned.
+    async fn next_entry(&mut self) -> Result<Option<DirEntry>>;
+}
+
+/// An open file being read.
+pub trait FileRead: AsyncRead + Send + Unpin {
+    /// A file descriptor the server may pass to sendfile(2) for zero-copy
+    /// downloads, reading from the offset it asked for. `None` for backends
+    /// whose bytes are not in a local file.
+    fn sendfile_fd(&self) -> Option<RawFd> {
+        None
+    }
+}
+
+/// An upload in progress. Nothing of it is visible under its final name
+/// until [`commit`](Upload::commit) (except for `Append`/`ResumeAt`, which
+/// write in place). Dropping an upload without commit or abort aborts it.
+#[async_trait]
+pub trait Upload: Send {
+    async fn write_all(&mut self, data: &[u8]) -> Result<()>;
+    /// Flushes, makes the file visible, and returns the bytes written.
+    async fn commit(self: Box<Self>) -> Result<u64>;
+    /// Discards what was written (for `Replace`/`CreateNew`; in-place
+    /// modes keep what reached the file, so a client can resume).
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// A user's view of a storage backend, rooted at the user's home.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    fn capabilities(&self) -> Capabilities;
+    async fn stat(&self, path: &FtpPath) -> Result<Facts>;
+    async fn list(&self, dir: &FtpPath) -> Result<Box<dyn DirStream>>;
+    async fn open_read(&self, path: &FtpPath, offset: u64) -> Result<Box<dyn FileRead>>;
+    async fn open_write(&self, path: &FtpPath, mode: WriteMode) -> Result<Box<dyn Upload>>;
+    async fn mkdir(&self, path: &FtpPath) -> Result<()>;
+    /// Removes an empty directory; `DirectoryNotEmpty` otherwise.
+    async fn rmdir(&self, path: &FtpPath) -> Result<()>;
+    /// Removes a file (not a directory: `IsADirectory`).
+    async fn delete(&self, path: &FtpPath) -> Result<()>;
+    async fn rename(&self, from: &FtpPath, to: &FtpPath) -> Result<()>;
+    async fn set_mtime(&self, path: &FtpPath, time: SystemTime) -> Result<()>;
+    async fn chmod(&self, path: &FtpPath, mode: u32) -> Result<()>;
+}
