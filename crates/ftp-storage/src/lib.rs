@@ -15,6 +15,7 @@ pub mod conformance;
 pub mod error;
 
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -112,4 +113,12 @@ pub trait Storage: Send + Sync {
     async fn rename(&self, from: &FtpPath, to: &FtpPath) -> Result<()>;
     async fn set_mtime(&self, path: &FtpPath, time: SystemTime) -> Result<()>;
     async fn chmod(&self, path: &FtpPath, mode: u32) -> Result<()>;
+}
+
+/// A storage backend: hands out one [`Storage`] per logged-in user.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// A storage rooted at `home`, a path below the backend's own root,
+    /// created if it does not exist yet.
+    async fn user_storage(&self, home: &FtpPath) -> Result<Arc<dyn Storage>>;
 }
