@@ -48,7 +48,9 @@ pub enum ReplyCode {
     BadSequence = 503,
     ParameterNotImplemented = 504,
     ProtectionPolicyRefused = 521,
-    DataProtectionRequired = 522,
+    /// RFC 2428's "network protocol not supported"; RFC 4217 reuses 522
+    /// for "TLS required on the data connection".
+    NetworkProtocolNotSupported = 522,
     CommandProtectionLevelDenied = 533,
     RequestDeniedForPolicy = 534,
     ProtectionLevelNotSupported = 536,

@@ -1,0 +1,161 @@
+//! USER, PASS, ACCT (RFC 959 §4.1.1), REIN and QUIT.
+
+use std::sync::Arc;
+
+use ftp_auth::{AccountRequirement, AuthError, User};
+use ftp_proto::{FtpPath, ReplyCode};
+use ftp_storage::Storage;
+
+use crate::config::FailedLoginReply;
+use crate::data::DataSetup;
+use crate::session::{Flow, Login, Session, TransferParams};
+
+impl Session {
+    /// USER: starts a new login; a logged-in user is logged out first (RFC
+    /// 959 lets USER change the user at any time).
+    pub(super) async fn cmd_user(&mut self, name: &[u8]) {
+        let Ok(name) = std::str::from_utf8(name) else {
+            self.reply(ReplyCode::ArgumentSyntaxError, "User name must be UTF-8").await;
+            return;
+        };
+        self.log_out();
+        let guest = self.shared.auth.is_anonymous_name(name);
+        self.login = Login::AwaitingPassword { name: name.to_string() };
+        if guest {
+            self.reply(ReplyCode::UserNameOkayNeedPassword, "Guest login ok, send your e-mail address as password").await;
+        } else {
+            // The same answer for every name, so USER reveals nothing.
+            self.reply(ReplyCode::UserNameOkayNeedPassword, "Password required").await;
+        }
+    }
+
+    /// PASS: verifies the password; 230, or 332 when the account needs ACCT.
+    pub(super) async fn cmd_pass(&mut self, password: &[u8]) {
+        let name = match &self.login {
+            Login::AwaitingPassword { name } => name.clone(),
+            Login::LoggedIn => {
+                self.reply(ReplyCode::CommandSuperfluous, "Already logged in").await;
+                return;
+            }
+            _ => {
+                self.reply(ReplyCode::BadSequence, "Send USER first").await;
+                return;
+            }
+        };
+        let user = match self.shared.auth.authenticate(&name, password).await {
+            Ok(user) => user,
+            Err(e) => {
+                if let AuthError::Backend(msg) = &e {
+                    tracing::warn!(error = %msg, "authentication backend failed");
+                }
+                tracing::info!(peer = %self.peer, user = %name, "failed login");
+                self.login = Login::AwaitingUser;
+                let (code, text) = match self.shared.config.failed_login_reply {
+                    FailedLoginReply::NotLoggedIn => (ReplyCode::NotLoggedIn, "Login incorrect"),
+                    FailedLoginReply::InvalidCredentials => (ReplyCode::InvalidUsernameOrPassword, "Invalid username or password"),
+                };
+                self.reply(code, text).await;
+                return;
+            }
+        };
+        let storage = match self.shared.backend.user_storage(&user.home).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(user = %user.name, error = %e, "home directory unavailable");
+                self.login = Login::AwaitingUser;
+                self.reply(ReplyCode::NotLoggedIn, "Home directory unavailable").await;
+                return;
+            }
+        };
+        if user.account_requirement == AccountRequirement::ForLogin {
+            self.login = Login::AwaitingAccount { user, storage };
+            self.reply(ReplyCode::NeedAccountForLogin, "Need account for login; send ACCT").await;
+            return;
+        }
+        self.complete_login(user, storage).await;
+    }
+
+    async fn complete_login(&mut self, user: User, storage: Arc<dyn Storage>) {
+        tracing::info!(peer = %self.peer, user = %user.name, "logged in");
+        let text = if user.anonymous { "Guest login ok, access restrictions apply" } else { "Login successful" };
+        self.user = Some(user);
+        self.storage = Some(storage);
+        self.cwd = FtpPath::root();
+        self.login = Login::LoggedIn;
+        self.reply(ReplyCode::UserLoggedIn, text).await;
+    }
+
+    /// ACCT: finishes a login that needs an account (332), or gives the
+    /// account needed for storing (532); superfluous otherwise (202).
+    pub(super) async fn cmd_acct(&mut self, account: &[u8]) {
+        match std::mem::replace(&mut self.login, Login::AwaitingUser) {
+            Login::AwaitingAccount { user, storage } => {
+                if account_matches(&user, account) {
+                    self.account_given = true;
+                    self.complete_login(user, storage).await;
+                } else {
+                    self.login = Login::AwaitingAccount { user, storage };
+                    self.reply(ReplyCode::NotLoggedIn, "Account not accepted").await;
+                }
+            }
+            Login::LoggedIn => {
+                self.login = Login::LoggedIn;
+                let user = self.user.as_ref().expect("logged in");
+                if user.account_requirement == AccountRequirement::None {
+                    self.reply(ReplyCode::CommandSuperfluous, "ACCT not needed").await;
+                } else if account_matches(user, account) {
+                    self.account_given = true;
+                    self.reply(ReplyCode::UserLoggedIn, "Account accepted").await;
+                } else {
+                    self.reply(ReplyCode::NotLoggedIn, "Account not accepted").await;
+                }
+            }
+            other => {
+                self.login = other;
+                self.reply(ReplyCode::BadSequence, "Log in with USER and PASS first").await;
+            }
+        }
+    }
+
+    /// REIN: back to the state of a new connection, keeping the control
+    /// connection (RFC 959 §4.1.1). Queued behind a running transfer, so any
+    /// transfer has finished by now.
+    pub(super) async fn cmd_rein(&mut self) {
+        self.log_out();
+        self.host = None;
+        self.utf8 = true;
+        self.epsv_all = false;
+        self.params = TransferParams::default();
+        self.data = DataSetup::None;
+        self.reply(ReplyCode::ServiceReady, "Service ready for new user").await;
+    }
+
+    pub(super) async fn cmd_quit(&mut self) -> Flow {
+        if self.transfer.is_some() {
+            self.quit_pending = true;
+            self.reply(ReplyCode::LogoutAfterTransfer, "Logging out when the transfer completes").await;
+            return Flow::Continue;
+        }
+        self.reply(ReplyCode::ClosingControlConnection, "Goodbye").await;
+        Flow::Close
+    }
+
+    fn log_out(&mut self) {
+        self.login = Login::AwaitingUser;
+        self.user = None;
+        self.storage = None;
+        self.account_given = false;
+        self.cwd = FtpPath::root();
+        self.restart_offset = None;
+        self.rename_from = None;
+    }
+}
+
+/// The account a user must give, if the user has one configured; an
+/// account-requiring user without a configured value accepts any.
+fn account_matches(user: &User, given: &[u8]) -> bool {
+    match &user.account {
+        Some(expected) => expected.as_bytes() == given,
+        None => !given.is_empty(),
+    }
+}

@@ -1,0 +1,253 @@
+//! Commands that use the data connection (RETR, STOR, STOU, APPE, LIST,
+//! NLST, MLSD), plus MLST and ABOR.
+//!
+//! Each handler opens its source or sink before answering 150, so a missing
+//! file or a refused name is a plain 550/553 with no data connection used.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use ftp_proto::command::{split_list_options, TransferType};
+use ftp_proto::listing::{self, EntryKind};
+use ftp_proto::{FtpPath, Reply, ReplyCode, Verb};
+use ftp_storage::{DirEntry, ErrorKind, WriteMode};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::data::DataSetup;
+use crate::session::{RunningTransfer, Session};
+use crate::transfer::{self, Job, ListFormat, Listing, TransferContext};
+
+/// Tries at finding a free unique name for STOU.
+const STOU_ATTEMPTS: usize = 16;
+
+impl Session {
+    /// 425 unless PORT/PASV (or a kept MODE B connection) came first.
+    async fn require_data_setup(&mut self) -> bool {
+        if matches!(self.data, DataSetup::None) {
+            self.reply(ReplyCode::CantOpenDataConnection, "Use PORT, PASV, EPRT or EPSV first").await;
+            return false;
+        }
+        true
+    }
+
+    /// Answers 125/150 and starts the transfer task.
+    async fn start_transfer(&mut self, verb: Verb, path: &FtpPath, job: Job, preliminary: String) {
+        let code = if self.data.is_connected() { ReplyCode::DataConnectionAlreadyOpen } else { ReplyCode::FileStatusOkay };
+        self.reply(code, preliminary).await;
+        let cfg = &self.shared.config;
+        let progress = Arc::new(AtomicU64::new(0));
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        let (marks_tx, marks_rx) = mpsc::channel(16);
+        let ctx = TransferContext {
+            params: self.params,
+            data: std::mem::replace(&mut self.data, DataSetup::None),
+            connect_timeout: cfg.data_connection_timeout,
+            stall_timeout: cfg.transfer_stall_timeout,
+            buffer_size: cfg.transfer_buffer_size,
+            progress: Arc::clone(&progress),
+            marks: marks_tx,
+            cancel: cancel_rx,
+        };
+        let done = tokio::spawn(transfer::run(job, ctx));
+        self.transfer = Some(RunningTransfer {
+            verb,
+            path: path.to_string(),
+            progress,
+            cancel: Some(cancel_tx),
+            done,
+            marks: marks_rx,
+        });
+    }
+
+    fn type_word(&self) -> &'static str {
+        match self.params.kind {
+            TransferType::Ascii => "ASCII",
+            TransferType::Image => "BINARY",
+        }
+    }
+
+    pub(super) async fn cmd_retr(&mut self, arg: &[u8]) {
+        let offset = self.restart_offset.take().unwrap_or(0);
+        if !self.require_data_setup().await {
+            return;
+        }
+        let Some(path) = self.resolve(arg).await else { return };
+        let storage = self.storage();
+        let facts = match storage.stat(&path).await {
+            Ok(f) if f.kind == EntryKind::Dir => {
+                self.reply(ReplyCode::FileUnavailable, "Is a directory").await;
+                return;
+            }
+            Ok(f) => f,
+            Err(e) => return self.storage_failed(&e).await,
+        };
+        // An offset past the end sends nothing and completes, as a resumed
+        // download of a complete file should.
+        let offset = offset.min(facts.size);
+        let source = match storage.open_read(&path, offset).await {
+            Ok(s) => s,
+            Err(e) => return self.storage_failed(&e).await,
+        };
+        let text = format!("Opening {} mode data connection for {} ({} bytes)", self.type_word(), path, facts.size - offset);
+        self.start_transfer(Verb::Retr, &path, Job::Retr { source, offset }, text).await;
+    }
+
+    pub(super) async fn cmd_stor(&mut self, arg: &[u8]) {
+        let mode = match self.restart_offset.take() {
+            Some(n) if n > 0 => WriteMode::ResumeAt(n),
+            _ => WriteMode::Replace,
+        };
+        self.store(arg, mode, Verb::Stor).await;
+    }
+
+    pub(super) async fn cmd_appe(&mut self, arg: &[u8]) {
+        self.restart_offset = None;
+        self.store(arg, WriteMode::Append, Verb::Appe).await;
+    }
+
+    async fn store(&mut self, arg: &[u8], mode: WriteMode, verb: Verb) {
+        if !self.require_data_setup().await {
+            return;
+        }
+        let Some(path) = self.resolve_name(arg).await else { return };
+        let storage = self.storage();
+        if matches!(mode, WriteMode::Append | WriteMode::ResumeAt(_)) && !storage.capabilities().append {
+            self.reply(ReplyCode::CommandNotImplemented, "Append and resumed uploads are not supported by this storage").await;
+            return;
+        }
+        let upload = match storage.open_write(&path, mode).await {
+            Ok(u) => u,
+            Err(e) => return self.storage_failed(&e).await,
+        };
+        let offset = match mode {
+            WriteMode::ResumeAt(n) => n,
+            _ => 0,
+        };
+        let text = format!("Opening {} mode data connection for {}", self.type_word(), path);
+        self.start_transfer(verb, &path, Job::Stor { upload, offset, unique_name: None }, text).await;
+    }
+
+    /// STOU: store under a name the server makes unique; the 150 reply
+    /// names it (`FILE: <name>`, RFC 1123 §4.1.2.9).
+    pub(super) async fn cmd_stou(&mut self, base: Option<&[u8]>) {
+        self.restart_offset = None;
+        if !self.require_data_setup().await {
+            return;
+        }
+        let dir = match base {
+            Some(b) => match self.resolve_name(b).await {
+                Some(p) => p,
+                None => return,
+            },
+            None => self.cwd.join("ftp"),
+        };
+        let stem = dir.file_name().unwrap_or("ftp").to_string();
+        let parent = dir.parent();
+        let storage = self.storage();
+        for _ in 0..STOU_ATTEMPTS {
+            let name = format!("{stem}.{:08x}", random_u32());
+            let path = parent.join(&name);
+            match storage.open_write(&path, WriteMode::CreateNew).await {
+                Ok(upload) => {
+                    let text = format!("FILE: {name}");
+                    let job = Job::Stor { upload, offset: 0, unique_name: Some(name) };
+                    self.start_transfer(Verb::Stou, &path, job, text).await;
+                    return;
+                }
+                Err(e) if e.kind == ErrorKind::AlreadyExists => continue,
+                Err(e) => return self.storage_failed(&e).await,
+            }
+        }
+        self.reply(ReplyCode::FileNameNotAllowed, "Could not find a unique file name").await;
+    }
+
+    pub(super) async fn cmd_list(&mut self, arg: Option<&[u8]>) {
+        self.listing(arg, ListFormat::Long, Verb::List).await;
+    }
+
+    pub(super) async fn cmd_nlst(&mut self, arg: Option<&[u8]>) {
+        self.listing(arg, ListFormat::Names, Verb::Nlst).await;
+    }
+
+    /// MLSD (RFC 3659 §7): the argument must be a directory (501 otherwise).
+    pub(super) async fn cmd_mlsd(&mut self, arg: Option<&[u8]>) {
+        let format = ListFormat::Facts { set: self.facts, permissions: self.permissions() };
+        self.listing(arg, format, Verb::Mlsd).await;
+    }
+
+    async fn listing(&mut self, arg: Option<&[u8]>, format: ListFormat, verb: Verb) {
+        self.restart_offset = None;
+        if !self.require_data_setup().await {
+            return;
+        }
+        // MLSD takes a path as it is; LIST and NLST take `ls` options too.
+        let target = if verb == Verb::Mlsd { arg } else { split_list_options(arg).1 };
+        let Some(path) = self.resolve(target.unwrap_or(b".")).await else { return };
+        let storage = self.storage();
+        let facts = match storage.stat(&path).await {
+            Ok(f) => f,
+            Err(e) => return self.storage_failed(&e).await,
+        };
+        let listing = if facts.kind == EntryKind::Dir {
+            match storage.list(&path).await {
+                Ok(stream) => Listing::Dir(stream),
+                Err(e) => return self.storage_failed(&e).await,
+            }
+        } else if verb == Verb::Mlsd {
+            self.reply(ReplyCode::ArgumentSyntaxError, "MLSD needs a directory; use MLST for a file").await;
+            return;
+        } else {
+            // LIST of a file shows that file; NLST of a file names it.
+            let name = match verb {
+                Verb::Nlst => target.map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_default(),
+                _ => path.file_name().unwrap_or("/").to_string(),
+            };
+            Listing::Single(DirEntry { name, facts })
+        };
+        let text = format!("Opening ASCII mode data connection for {} listing of {}", verb.name(), path);
+        self.start_transfer(verb, &path, Job::List { listing, format }, text).await;
+    }
+
+    /// MLST (RFC 3659 §7): facts about one path on the control connection.
+    pub(super) async fn cmd_mlst(&mut self, arg: Option<&[u8]>) {
+        let Some(path) = self.resolve(arg.unwrap_or(b".")).await else { return };
+        match self.storage().stat(&path).await {
+            Ok(facts) => {
+                let perm = super::perm_fact(facts.kind, self.permissions());
+                let line = format!(" {}", listing::format_mlsx(&facts, path.as_str(), &perm, &self.facts));
+                let reply = Reply::multiline(ReplyCode::RequestedFileActionOkay, format!("Listing {path}"), vec![line], "End");
+                self.send(reply).await;
+            }
+            Err(e) => self.storage_failed(&e).await,
+        }
+    }
+
+    /// ABOR (RFC 959 §4.1.3) in its four cases: a transfer running (426
+    /// then 226), a data connection open and idle (225), nothing open (226),
+    /// and a transfer that finished before ABOR was read (its own reply, then
+    /// 226).
+    pub(super) async fn cmd_abor(&mut self) {
+        if self.transfer.is_some() {
+            if let Some(outcome) = self.cancel_transfer().await {
+                self.send(outcome.reply).await;
+            }
+            self.reply(ReplyCode::ClosingDataConnection, "ABOR successful; data connection closed").await;
+            return;
+        }
+        let was_open = self.data.is_connected();
+        self.data = DataSetup::None;
+        if was_open {
+            self.reply(ReplyCode::DataConnectionOpenNoTransfer, "Data connection closed; no transfer in progress").await;
+        } else {
+            self.reply(ReplyCode::ClosingDataConnection, "No transfer to abort").await;
+        }
+    }
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    // A failed read only makes the name guessable, and CreateNew still
+    // refuses to overwrite.
+    let _ = getrandom::getrandom(&mut b);
+    u32::from_ne_bytes(b)
+}

@@ -1,0 +1,156 @@
+//! Data-connection setup: passive listeners (PASV/EPSV/LPSV) and active
+//! connects (PORT/EPRT/LPRT).
+//!
+//! A passive listener starts accepting as soon as it is announced, so a
+//! client that connects before sending RETR is already connected when the
+//! command arrives (125 instead of 150). It accepts only connections from
+//! the control connection's address: a connection from anywhere else is
+//! dropped and the listener keeps waiting for the real client (data
+//! connection theft, "port stealing").
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A data connection waiting to be used by the next transfer command.
+pub(crate) enum DataSetup {
+    None,
+    Passive(PassiveListener),
+    Active { target: SocketAddr, local_ip: IpAddr },
+    /// A connection kept open after a MODE B transfer (RFC 959 §3.4.2).
+    Open(TcpStream),
+}
+
+impl DataSetup {
+    /// True when a connection is already established: the transfer reply
+    /// is then 125, not 150.
+    pub fn is_connected(&self) -> bool {
+        match self {
+            DataSetup::Passive(p) => p.accept.as_ref().is_some_and(JoinHandle::is_finished),
+            DataSetup::Open(_) => true,
+            _ => false,
+        }
+    }
+}
+
+pub(crate) struct PassiveListener {
+    pub local: SocketAddr,
+    /// Taken when the transfer claims the connection.
+    accept: Option<JoinHandle<io::Result<TcpStream>>>,
+}
+
+impl Drop for PassiveListener {
+    fn drop(&mut self) {
+        // A listener replaced by a new PASV, or dropped with the session,
+        // must stop listening at once.
+        if let Some(accept) = &self.accept {
+            accept.abort();
+        }
+    }
+}
+
+impl PassiveListener {
+    /// Binds a listener on `ip` (a port from `ports`, or any) and starts
+    /// accepting the one connection from `client_ip`.
+    pub async fn open(
+        ip: IpAddr,
+        ports: Option<&RangeInclusive<u16>>,
+        client_ip: IpAddr,
+        timeout: Duration,
+    ) -> io::Result<PassiveListener> {
+        let listener = bind_in_range(ip, ports)?;
+        let local = listener.local_addr()?;
+        let accept = tokio::spawn(async move {
+            let wait = async {
+                loop {
+                    let (stream, peer) = listener.accept().await?;
+                    if same_host(peer.ip(), client_ip) {
+                        return Ok(stream);
+                    }
+                    tracing::warn!(%peer, expected = %client_ip, "data connection from a foreign address dropped");
+                }
+            };
+            match tokio::time::timeout(timeout, wait).await {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no data connection")),
+            }
+        });
+        Ok(PassiveListener { local, accept: Some(accept) })
+    }
+
+    async fn connection(mut self) -> io::Result<TcpStream> {
+        let handle = self.accept.take().expect("a passive listener is claimed once");
+        match handle.await {
+            Ok(r) => r,
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+}
+
+/// Two addresses of the same host, treating an IPv4-mapped IPv6 address as
+/// the IPv4 address it carries.
+pub(crate) fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    a.to_canonical() == b.to_canonical()
+}
+
+fn bind_in_range(ip: IpAddr, ports: Option<&RangeInclusive<u16>>) -> io::Result<TcpListener> {
+    let Some(range) = ports else {
+        return bind(SocketAddr::new(ip, 0));
+    };
+    let (lo, hi) = (*range.start(), *range.end());
+    let span = u32::from(hi - lo) + 1;
+    // Start at a random port so that sessions spread over the range and a
+    // client cannot predict the next port; then scan the whole range once.
+    let start = random_u32() % span;
+    for i in 0..span {
+        let port = lo + ((start + i) % span) as u16;
+        match bind(SocketAddr::new(ip, port)) {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AddrInUse, "passive port range exhausted"))
+}
+
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.bind(addr)?;
+    socket.listen(1)
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    // A failure only makes the start port predictable, never unsafe.
+    let _ = getrandom::getrandom(&mut b);
+    u32::from_ne_bytes(b)
+}
+
+/// Turns the setup into a connected stream: waits for the passive peer or
+/// connects to the active target.
+pub(crate) async fn establish(setup: DataSetup, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = match setup {
+        DataSetup::None => return Err(io::Error::new(io::ErrorKind::NotConnected, "no data connection set up")),
+        DataSetup::Open(s) => s,
+        DataSetup::Passive(p) => p.connection().await?,
+        DataSetup::Active { target, local_ip } => {
+            let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            // Connect from the address the client talks to, so the data
+            // connection comes from the host it expects.
+            let local_ip = if target.is_ipv4() { local_ip.to_canonical() } else { local_ip };
+            if local_ip.is_ipv4() == target.is_ipv4() {
+                socket.bind(SocketAddr::new(local_ip, 0))?;
+            }
+            match tokio::time::timeout(timeout, socket.connect(target)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "active connect timed out")),
+            }
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}

@@ -1,0 +1,101 @@
+//! Listeners: accept loops, the session cap and shutdown.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ftp_auth::Authenticator;
+use ftp_proto::{Reply, ReplyCode};
+use ftp_storage::Backend;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::config::ServerConfig;
+use crate::net;
+use crate::session::{Session, Shared};
+
+/// A bound server, ready to run.
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds every `config.listen` address (port 0 picks a free port; see
+    /// [`Server::local_addrs`]).
+    pub async fn bind(config: ServerConfig, backend: Arc<dyn Backend>, auth: Arc<dyn Authenticator>) -> io::Result<Server> {
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            listeners.push(bind_listener(*addr)?);
+        }
+        Ok(Server {
+            listeners,
+            shared: Arc::new(Shared { config, backend, auth }),
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting and closes.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let slots = Arc::new(Semaphore::new(self.shared.config.max_sessions));
+        let mut accepts = JoinSet::new();
+        for listener in self.listeners {
+            accepts.spawn(accept_loop(listener, Arc::clone(&self.shared), Arc::clone(&slots)));
+        }
+        shutdown.await;
+        accepts.shutdown().await;
+        Ok(())
+    }
+}
+
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, slots: Arc<Semaphore>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        if let Err(e) = net::set_oob_inline(&stream) {
+            tracing::debug!(error = %e, "SO_OOBINLINE failed");
+        }
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(_) => continue,
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tokio::spawn(refuse_full(stream));
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            Session::new(shared, stream, peer, local).run().await;
+            drop(permit);
+        });
+    }
+}
+
+/// Every accepted connection gets an answer, never silence.
+async fn refuse_full(mut stream: TcpStream) {
+    let reply = Reply::new(ReplyCode::ServiceNotAvailable, "Too many users, server is full");
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&reply.encode())).await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,400 @@
+//! One control connection: the task that owns its session state, reads
+//! commands, runs them and writes every reply.
+//!
+//! The loop reads lines and, while a transfer runs, also waits for the
+//! transfer's events (restart marks, completion). Commands the table marks
+//! `during_transfer` (ABOR, STAT, QUIT, NOOP, HELP) are answered at once;
+//! any other command waits in a bounded queue until the transfer ends, as
+//! RFC 959 §4.1.3 asks.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ftp_auth::{Authenticator, User};
+use ftp_proto::command::{Structure, TransferMode, TransferType};
+use ftp_proto::line::LineTooLong;
+use ftp_proto::listing::FactSet;
+use ftp_proto::{Command, FtpPath, LineDecoder, ParseError, Reply, ReplyCode, Verb};
+use ftp_storage::{Backend, Storage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::ServerConfig;
+use crate::data::DataSetup;
+use crate::gate::{self, GateView};
+use crate::transfer::TransferOutcome;
+
+/// What every session shares: configuration, storage and authentication.
+pub(crate) struct Shared {
+    pub config: ServerConfig,
+    pub backend: Arc<dyn Backend>,
+    pub auth: Arc<dyn Authenticator>,
+}
+
+/// Where the session is in the login sequence (RFC 959 §5.4 state diagram).
+pub(crate) enum Login {
+    AwaitingUser,
+    AwaitingPassword { name: String },
+    /// PASS was right; the account needs ACCT to finish logging in (332).
+    AwaitingAccount { user: User, storage: Arc<dyn Storage> },
+    LoggedIn,
+}
+
+/// TYPE, STRU and MODE: how bytes travel on the data connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TransferParams {
+    pub kind: TransferType,
+    pub structure: Structure,
+    pub mode: TransferMode,
+}
+
+impl Default for TransferParams {
+    fn default() -> Self {
+        // RFC 959 §5.1 defaults: ASCII, file structure, stream mode.
+        TransferParams {
+            kind: TransferType::Ascii,
+            structure: Structure::File,
+            mode: TransferMode::Stream,
+        }
+    }
+}
+
+/// A transfer running in its own task.
+pub(crate) struct RunningTransfer {
+    pub verb: Verb,
+    pub path: String,
+    pub progress: Arc<AtomicU64>,
+    pub cancel: Option<oneshot::Sender<()>>,
+    pub done: JoinHandle<TransferOutcome>,
+    /// Replies the transfer asks the control connection to send while it
+    /// runs (110 restart marks).
+    pub marks: mpsc::Receiver<Reply>,
+}
+
+pub(crate) enum TransferEvent {
+    Mark(Reply),
+    Done(TransferOutcome),
+}
+
+impl RunningTransfer {
+    async fn next_event(&mut self) -> TransferEvent {
+        tokio::select! {
+            biased;
+            Some(mark) = self.marks.recv() => TransferEvent::Mark(mark),
+            outcome = &mut self.done => TransferEvent::Done(outcome.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "transfer task failed");
+                TransferOutcome::failed(Reply::new(ReplyCode::LocalError, "Local error in processing"))
+            })),
+        }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+}
+
+/// What woke the session loop.
+enum Wake {
+    /// Input arrived (`true`) or the client closed the connection (`false`).
+    Read(bool),
+    Transfer(TransferEvent),
+    Timeout,
+}
+
+/// Whether the session goes on after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Close,
+}
+
+/// The control connection: the socket, its line decoder and reply output.
+pub(crate) struct Control {
+    stream: TcpStream,
+    decoder: LineDecoder,
+    read_buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Control {
+    pub async fn send(&mut self, reply: Reply) -> std::io::Result<()> {
+        self.out.clear();
+        reply.encode_into(&mut self.out);
+        self.stream.write_all(&self.out).await
+    }
+
+    /// Writes raw, already-encoded reply bytes (streamed STAT listings).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    async fn read_more(&mut self) -> std::io::Result<usize> {
+        let n = self.stream.read(&mut self.read_buf).await?;
+        self.decoder.feed(&self.read_buf[..n]);
+        Ok(n)
+    }
+}
+
+pub(crate) struct Session {
+    pub shared: Arc<Shared>,
+    pub ctl: Control,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub login: Login,
+    pub user: Option<User>,
+    pub storage: Option<Arc<dyn Storage>>,
+    pub account_given: bool,
+    /// The name chosen with HOST, before USER (RFC 7151).
+    pub host: Option<String>,
+    pub cwd: FtpPath,
+    pub params: TransferParams,
+    pub restart_offset: Option<u64>,
+    pub rename_from: Option<FtpPath>,
+    pub data: DataSetup,
+    /// After `EPSV ALL`, only EPSV may set up data connections (RFC 2428).
+    pub epsv_all: bool,
+    pub utf8: bool,
+    pub facts: FactSet,
+    pub transfer: Option<RunningTransfer>,
+    /// QUIT arrived during a transfer: close once it ends (232 sent).
+    pub quit_pending: bool,
+    /// Commands that arrived during a transfer, run after it.
+    deferred: VecDeque<Vec<u8>>,
+    connected_at: Instant,
+    last_command: Instant,
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, local: SocketAddr) -> Session {
+        let max_line = shared.config.max_line_length;
+        let now = Instant::now();
+        Session {
+            shared,
+            ctl: Control {
+                stream,
+                decoder: LineDecoder::new(max_line),
+                read_buf: vec![0; 4096],
+                out: Vec::with_capacity(256),
+            },
+            peer,
+            local,
+            login: Login::AwaitingUser,
+            user: None,
+            storage: None,
+            account_given: false,
+            host: None,
+            cwd: FtpPath::root(),
+            params: TransferParams::default(),
+            restart_offset: None,
+            rename_from: None,
+            data: DataSetup::None,
+            epsv_all: false,
+            utf8: true,
+            facts: FactSet::default(),
+            transfer: None,
+            quit_pending: false,
+            deferred: VecDeque::new(),
+            connected_at: now,
+            last_command: now,
+        }
+    }
+
+    /// Sends a reply; a failed write ends the session at the next read.
+    pub async fn reply(&mut self, code: ReplyCode, text: impl Into<String>) {
+        self.send(Reply::new(code, text)).await;
+    }
+
+    pub async fn send(&mut self, reply: Reply) {
+        if let Err(e) = self.ctl.send(reply).await {
+            tracing::debug!(error = %e, "control write failed");
+        }
+    }
+
+    pub fn logged_in(&self) -> bool {
+        matches!(self.login, Login::LoggedIn)
+    }
+
+    /// The storage of the logged-in user. The gate guarantees a login for
+    /// every command that calls this.
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        Arc::clone(self.storage.as_ref().expect("gate ensures a logged-in user"))
+    }
+
+    /// Runs the session until QUIT, a timeout, or the client goes away.
+    pub async fn run(mut self) {
+        let greeting = self.shared.config.greeting.clone();
+        self.reply(ReplyCode::ServiceReady, greeting).await;
+        loop {
+            match self.step().await {
+                Flow::Continue => {}
+                Flow::Close => break,
+            }
+        }
+        self.end_transfer_on_close().await;
+        let _ = self.ctl.stream.shutdown().await;
+    }
+
+    /// One turn of the loop: a queued command, a decoded line, or a wait
+    /// for input, transfer events and timeouts.
+    async fn step(&mut self) -> Flow {
+        if self.transfer.is_none() {
+            if let Some(line) = self.deferred.pop_front() {
+                return self.dispatch_line(&line).await;
+            }
+        }
+        if let Some(line) = self.ctl.decoder.next_line() {
+            return match line {
+                Err(LineTooLong) => {
+                    self.reply(ReplyCode::SyntaxError, "Command line too long").await;
+                    Flow::Continue
+                }
+                Ok(line) => self.accept_line(line).await,
+            };
+        }
+        let deadline = self.deadline();
+        let ctl = &mut self.ctl;
+        let transfer = self.transfer.as_mut();
+        let wake = tokio::select! {
+            read = ctl.read_more() => Wake::Read(read.map(|n| n > 0).unwrap_or(false)),
+            event = async { match transfer { Some(t) => t.next_event().await, None => std::future::pending().await } } => Wake::Transfer(event),
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => Wake::Timeout,
+        };
+        match wake {
+            Wake::Read(true) => Flow::Continue,
+            Wake::Read(false) => Flow::Close,
+            Wake::Transfer(TransferEvent::Mark(reply)) => {
+                self.send(reply).await;
+                Flow::Continue
+            }
+            Wake::Transfer(TransferEvent::Done(outcome)) => self.finish_transfer(outcome).await,
+            Wake::Timeout => {
+                let text = if self.logged_in() {
+                    "Idle timeout, closing control connection"
+                } else {
+                    "Login timeout, closing control connection"
+                };
+                self.reply(ReplyCode::ServiceNotAvailable, text).await;
+                Flow::Close
+            }
+        }
+    }
+
+    /// When the session times out: the login deadline (counted from connect,
+    /// never extended by activity) or the idle deadline (paused while a
+    /// transfer runs).
+    fn deadline(&self) -> Option<Instant> {
+        let cfg = &self.shared.config;
+        if !self.logged_in() {
+            return Some(self.connected_at + cfg.login_timeout);
+        }
+        if self.transfer.is_some() {
+            return None;
+        }
+        Some(self.last_command + cfg.idle_timeout)
+    }
+
+    /// A complete line from the client: run it now, or queue it behind a
+    /// running transfer.
+    async fn accept_line(&mut self, line: Vec<u8>) -> Flow {
+        self.last_command = Instant::now();
+        let runs_now = self.transfer.is_none() && self.deferred.is_empty() || allowed_during_transfer(&line);
+        if runs_now {
+            return self.dispatch_line(&line).await;
+        }
+        if self.deferred.len() >= self.shared.config.max_queued_commands {
+            self.reply(ReplyCode::ServiceNotAvailable, "Too many commands queued during a transfer").await;
+            return Flow::Close;
+        }
+        self.deferred.push_back(line);
+        Flow::Continue
+    }
+
+    async fn dispatch_line(&mut self, line: &[u8]) -> Flow {
+        let command = match Command::parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                let reply = self.parse_error_reply(&e);
+                self.send(reply).await;
+                return Flow::Continue;
+            }
+        };
+        tracing::trace!(verb = ?command.verb(), "command");
+        let spec = command.verb().spec();
+        let view = GateView {
+            user: self.user.as_ref().filter(|_| self.logged_in()),
+            account_given: self.account_given,
+        };
+        if let Err(reply) = gate::check(&view, spec) {
+            if command.verb() != Verb::Rnto {
+                self.rename_from = None;
+            }
+            self.send(reply).await;
+            return Flow::Continue;
+        }
+        self.dispatch(command).await
+    }
+
+    fn parse_error_reply(&self, e: &ParseError) -> Reply {
+        if let Some(verb) = e.verb() {
+            if verb.spec().needs_login && !self.logged_in() {
+                return Reply::new(ReplyCode::NotLoggedIn, "Please log in with USER and PASS");
+            }
+        }
+        match e {
+            ParseError::UnknownCommand => Reply::new(ReplyCode::SyntaxError, "Unknown command"),
+            ParseError::MissingArgument(v) => Reply::new(ReplyCode::ArgumentSyntaxError, format!("{} needs an argument", v.name())),
+            ParseError::UnexpectedArgument(v) => Reply::new(ReplyCode::ArgumentSyntaxError, format!("{} takes no argument", v.name())),
+            ParseError::InvalidArgument(_, why) => Reply::new(ReplyCode::ArgumentSyntaxError, format!("Syntax error in argument: {why}")),
+            ParseError::UnsupportedParameter(_, why) => Reply::new(ReplyCode::ParameterNotImplemented, format!("Not implemented for that parameter: {why}")),
+            ParseError::UnsupportedProtocol(_) => Reply::new(ReplyCode::NetworkProtocolNotSupported, "Network protocol not supported, use (1,2)"),
+        }
+    }
+
+    /// Sends the final reply of a finished transfer; runs a pending QUIT.
+    pub async fn finish_transfer(&mut self, outcome: TransferOutcome) -> Flow {
+        self.transfer = None;
+        if let Some(stream) = outcome.keep_open {
+            self.data = DataSetup::Open(stream);
+        }
+        self.send(outcome.reply).await;
+        if self.quit_pending {
+            self.reply(ReplyCode::ClosingControlConnection, "Goodbye").await;
+            return Flow::Close;
+        }
+        // The idle clock starts again when the transfer ends.
+        self.last_command = Instant::now();
+        Flow::Continue
+    }
+
+    /// Cancels a running transfer and waits for it to clean up (an upload
+    /// is aborted or kept per policy inside the transfer task).
+    pub async fn cancel_transfer(&mut self) -> Option<TransferOutcome> {
+        let mut t = self.transfer.take()?;
+        if let Some(cancel) = t.cancel.take() {
+            let _ = cancel.send(());
+        }
+        loop {
+            match t.next_event().await {
+                TransferEvent::Mark(m) => self.send(m).await,
+                TransferEvent::Done(outcome) => return Some(outcome),
+            }
+        }
+    }
+
+    async fn end_transfer_on_close(&mut self) {
+        if self.transfer.is_some() {
+            let _ = self.cancel_transfer().await;
+        }
+    }
+}
+
+/// True when the line's verb is one the table allows during a transfer.
+fn allowed_during_transfer(line: &[u8]) -> bool {
+    let name = line.split(|&b| b == b' ').next().unwrap_or_default();
+    Verb::from_name(name).is_some_and(|v| v.spec().during_transfer)
+}

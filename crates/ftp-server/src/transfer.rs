@@ -1,0 +1,518 @@
+//! Transfers: RETR, STOR/STOU/APPE and LIST/NLST/MLSD, each run as its own
+//! task so the control connection keeps answering (ABOR, STAT, QUIT).
+//!
+//! The handler opens the source or sink first (so a missing file is a 550
+//! before any 150), then hands it here with the data-connection setup. Every
+//! await on the network or storage is guarded by the cancel signal (ABOR, or
+//! the session going away) and the stall timeout.
+//!
+//! Bytes on the wire pass through up to three encodings, innermost first:
+//! TYPE A line ends, STRU P page headers, MODE B block headers.
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ftp_auth::PermissionSet;
+use ftp_proto::ascii::{FromNetwork, ToNetwork};
+use ftp_proto::command::{Structure, TransferMode, TransferType};
+use ftp_proto::listing::{self, FactSet};
+use ftp_proto::modeb::{self, BlockDecoder, BlockEvent};
+use ftp_proto::page::{self, PageDecoder, PageEvent};
+use ftp_proto::{Reply, ReplyCode};
+use ftp_storage::{DirEntry, DirStream, FileRead, StorageError, Upload};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::data::{self, DataSetup};
+use crate::net;
+use crate::replies;
+use crate::session::TransferParams;
+
+/// How a transfer ended: the final reply, and for MODE B a data connection
+/// that stays open for the next transfer.
+pub(crate) struct TransferOutcome {
+    pub reply: Reply,
+    pub keep_open: Option<TcpStream>,
+}
+
+impl TransferOutcome {
+    pub fn failed(reply: Reply) -> Self {
+        TransferOutcome { reply, keep_open: None }
+    }
+}
+
+/// What a transfer moves.
+pub(crate) enum Job {
+    Retr { source: Box<dyn FileRead>, offset: u64 },
+    Stor { upload: Box<dyn Upload>, offset: u64, unique_name: Option<String> },
+    List { listing: Listing, format: ListFormat },
+}
+
+pub(crate) enum Listing {
+    Dir(Box<dyn DirStream>),
+    Single(DirEntry),
+}
+
+pub(crate) enum ListFormat {
+    /// LIST: `ls -l` lines.
+    Long,
+    /// NLST: names only.
+    Names,
+    /// MLSD: RFC 3659 facts.
+    Facts { set: FactSet, permissions: PermissionSet },
+}
+
+/// Everything a transfer task needs besides its job.
+pub(crate) struct TransferContext {
+    pub params: TransferParams,
+    pub data: DataSetup,
+    pub connect_timeout: Duration,
+    pub stall_timeout: Duration,
+    pub buffer_size: usize,
+    pub progress: Arc<AtomicU64>,
+    pub marks: mpsc::Sender<Reply>,
+    pub cancel: oneshot::Receiver<()>,
+}
+
+/// Why a transfer stopped early.
+enum Stop {
+    Cancelled,
+    Stalled,
+    Network(io::Error),
+    Storage(StorageError),
+    Page(page::PageError),
+    /// The data connection closed before the MODE B end-of-file block.
+    Truncated,
+}
+
+impl Stop {
+    fn reply(&self) -> Reply {
+        match self {
+            Stop::Cancelled => Reply::new(ReplyCode::ConnectionClosedTransferAborted, "Connection closed; transfer aborted"),
+            Stop::Stalled => Reply::new(ReplyCode::ConnectionClosedTransferAborted, "Transfer stalled; connection closed"),
+            Stop::Network(e) => {
+                tracing::debug!(error = %e, "data connection failed");
+                Reply::new(ReplyCode::ConnectionClosedTransferAborted, "Data connection broken; transfer aborted")
+            }
+            Stop::Truncated => Reply::new(ReplyCode::ConnectionClosedTransferAborted, "Data connection closed before end of file; transfer aborted"),
+            Stop::Storage(e) => replies::storage_error(e),
+            Stop::Page(page::PageError::UnknownType(t)) => Reply::new(ReplyCode::PageTypeUnknown, format!("Requested action aborted: page type {t} unknown")),
+            Stop::Page(page::PageError::BadHeaderLength(n)) => Reply::new(ReplyCode::PageTypeUnknown, format!("Requested action aborted: bad page header length {n}")),
+        }
+    }
+}
+
+/// Awaits `fut` unless the transfer is cancelled or makes no progress for
+/// the stall timeout.
+async fn guarded<T, E: Into<StopCause>>(
+    cancel: &mut oneshot::Receiver<()>,
+    stall: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, Stop> {
+    tokio::select! {
+        biased;
+        _ = cancel => Err(Stop::Cancelled),
+        r = tokio::time::timeout(stall, fut) => match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.into().0),
+            Err(_) => Err(Stop::Stalled),
+        },
+    }
+}
+
+/// Lets [`guarded`] take both network and storage futures.
+struct StopCause(Stop);
+
+impl From<io::Error> for StopCause {
+    fn from(e: io::Error) -> Self {
+        StopCause(Stop::Network(e))
+    }
+}
+
+impl From<StorageError> for StopCause {
+    fn from(e: StorageError) -> Self {
+        StopCause(Stop::Storage(e))
+    }
+}
+
+pub(crate) async fn run(job: Job, mut ctx: TransferContext) -> TransferOutcome {
+    let connect = data::establish(std::mem::replace(&mut ctx.data, DataSetup::None), ctx.connect_timeout);
+    let stream = tokio::select! {
+        biased;
+        _ = &mut ctx.cancel => Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled")),
+        r = connect => r,
+    };
+    let stream = match stream {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(error = %e, "data connection not established");
+            if let Job::Stor { upload, .. } = job {
+                let _ = upload.abort().await;
+            }
+            let reply = if e.kind() == io::ErrorKind::Interrupted {
+                Stop::Cancelled.reply()
+            } else {
+                Reply::new(ReplyCode::CantOpenDataConnection, "Can't open data connection")
+            };
+            return TransferOutcome::failed(reply);
+        }
+    };
+    match job {
+        Job::Retr { source, offset } => send_file(stream, source, offset, ctx).await,
+        Job::Stor { upload, offset, unique_name } => receive_file(stream, upload, offset, unique_name, ctx).await,
+        Job::List { listing, format } => send_listing(stream, listing, format, ctx).await,
+    }
+}
+
+/// The final reply of a successful send; MODE B keeps the connection.
+async fn finish_send(mut stream: TcpStream, mode: TransferMode) -> TransferOutcome {
+    if mode == TransferMode::Block {
+        return TransferOutcome {
+            reply: Reply::new(ReplyCode::DataConnectionOpenNoTransfer, "Transfer complete; data connection kept open (MODE B)"),
+            keep_open: Some(stream),
+        };
+    }
+    let _ = stream.shutdown().await;
+    TransferOutcome::failed(Reply::new(ReplyCode::ClosingDataConnection, "Transfer complete"))
+}
+
+/// The encodings applied to outgoing bytes.
+struct SendEncoder {
+    ascii: Option<ToNetwork>,
+    pages: Option<u8>,
+    blocks: bool,
+    scratch: Vec<u8>,
+}
+
+impl SendEncoder {
+    fn new(params: TransferParams) -> Self {
+        SendEncoder {
+            ascii: (params.kind == TransferType::Ascii).then(ToNetwork::default),
+            pages: (params.structure == Structure::Page).then_some(0),
+            blocks: params.mode == TransferMode::Block,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// True when bytes go out exactly as stored (zero-copy is possible).
+    fn is_identity(&self) -> bool {
+        self.ascii.is_none() && self.pages.is_none() && !self.blocks
+    }
+
+    /// Encodes `input` into `out` (cleared first).
+    fn encode(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        let data: &[u8] = match &mut self.ascii {
+            Some(conv) => {
+                conv.convert(input, &mut text);
+                &text
+            }
+            None => input,
+        };
+        let mut paged = Vec::new();
+        let data: &[u8] = match &mut self.pages {
+            Some(index) => {
+                for chunk in data.chunks(page::MAX_PAGE_DATA) {
+                    *index = index.wrapping_add(1);
+                    paged.extend_from_slice(&page::simple_page_header(*index, chunk.len() as u8));
+                    paged.extend_from_slice(chunk);
+                }
+                &paged
+            }
+            None => data,
+        };
+        if self.blocks {
+            for chunk in data.chunks(modeb::MAX_BLOCK) {
+                out.extend_from_slice(&modeb::header(0, chunk.len() as u16));
+                out.extend_from_slice(chunk);
+            }
+        } else {
+            out.extend_from_slice(data);
+        }
+        self.scratch = text;
+    }
+
+    /// The trailer: the last page and the end-of-file block.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        out.clear();
+        let mut tail = Vec::new();
+        if let Some(index) = self.pages {
+            tail.extend_from_slice(&page::last_page_header(index.wrapping_add(1)));
+        }
+        if self.blocks {
+            out.extend_from_slice(&modeb::header(modeb::END_OF_FILE, tail.len() as u16));
+        }
+        out.extend_from_slice(&tail);
+    }
+}
+
+async fn send_file(mut stream: TcpStream, mut source: Box<dyn FileRead>, offset: u64, mut ctx: TransferContext) -> TransferOutcome {
+    let mut encoder = SendEncoder::new(ctx.params);
+    let stall = ctx.stall_timeout;
+    let result: Result<(), Stop> = async {
+        if let (true, Some(fd)) = (encoder.is_identity(), source.sendfile_fd()) {
+            let mut pos = offset;
+            loop {
+                let n = guarded(&mut ctx.cancel, stall, net::sendfile(&stream, fd, &mut pos, 1 << 20)).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        let mut buf = vec![0u8; ctx.buffer_size];
+        let mut wire = Vec::with_capacity(ctx.buffer_size + ctx.buffer_size / 8);
+        loop {
+            let n = guarded(&mut ctx.cancel, stall, source.read(&mut buf)).await?;
+            if n == 0 {
+                break;
+            }
+            let out: &[u8] = if encoder.is_identity() {
+                &buf[..n]
+            } else {
+                encoder.encode(&buf[..n], &mut wire);
+                &wire
+            };
+            guarded(&mut ctx.cancel, stall, stream.write_all(out)).await?;
+            ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        encoder.finish(&mut wire);
+        if !wire.is_empty() {
+            guarded(&mut ctx.cancel, stall, stream.write_all(&wire)).await?;
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => finish_send(stream, ctx.params.mode).await,
+        Err(stop) => TransferOutcome::failed(stop.reply()),
+    }
+}
+
+/// The decodings applied to incoming bytes, and the restart marks seen.
+struct ReceiveDecoder {
+    blocks: Option<BlockDecoder>,
+    pages: Option<PageDecoder>,
+    ascii: Option<FromNetwork>,
+}
+
+async fn receive_file(
+    mut stream: TcpStream,
+    mut upload: Box<dyn Upload>,
+    offset: u64,
+    unique_name: Option<String>,
+    mut ctx: TransferContext,
+) -> TransferOutcome {
+    let mut dec = ReceiveDecoder {
+        blocks: (ctx.params.mode == TransferMode::Block).then(BlockDecoder::default),
+        pages: (ctx.params.structure == Structure::Page).then(PageDecoder::default),
+        ascii: (ctx.params.kind == TransferType::Ascii).then(FromNetwork::default),
+    };
+    let stall = ctx.stall_timeout;
+    let mut buf = vec![0u8; ctx.buffer_size];
+    let mut stored = Vec::with_capacity(ctx.buffer_size);
+    // Bytes written to storage so far, counted from the file's start: the
+    // server's side of a 110 restart mark.
+    let mut position = offset;
+    let mut marks_sent = 0u32;
+    let result: Result<(), Stop> = async {
+        loop {
+            let n = guarded(&mut ctx.cancel, stall, stream.read(&mut buf)).await?;
+            if n == 0 {
+                if dec.blocks.as_ref().is_some_and(|b| !b.is_done()) {
+                    return Err(Stop::Truncated);
+                }
+                break;
+            }
+            let mut input = &buf[..n];
+            while !input.is_empty() {
+                // MODE B: unwrap blocks first, answering restart markers.
+                let data: &[u8] = match &mut dec.blocks {
+                    Some(blocks) => {
+                        let (used, event) = blocks.decode(input);
+                        input = &input[used..];
+                        match event {
+                            Some(BlockEvent::Data(d)) => d,
+                            Some(BlockEvent::RestartMarker(marker)) => {
+                                let marker: String = String::from_utf8_lossy(&marker).chars().filter(|c| c.is_ascii_graphic()).collect();
+                                let reply = Reply::new(ReplyCode::RestartMarker, format!("MARK {marker} = {position}"));
+                                if ctx.marks.send(reply).await.is_ok() {
+                                    marks_sent += 1;
+                                }
+                                continue;
+                            }
+                            Some(BlockEvent::EndOfFile) => break,
+                            None if used == 0 => break,
+                            None => continue,
+                        }
+                    }
+                    None => std::mem::take(&mut input),
+                };
+                let written = store_chunk(&mut dec, data, &mut stored, &mut upload, &mut ctx.cancel, stall).await?;
+                position += written;
+                ctx.progress.fetch_add(written, Ordering::Relaxed);
+            }
+            if dec.blocks.as_ref().is_some_and(BlockDecoder::is_done) {
+                break;
+            }
+            if dec.pages.as_ref().is_some_and(PageDecoder::is_done) && dec.blocks.is_none() {
+                break;
+            }
+        }
+        if let Some(ascii) = &mut dec.ascii {
+            stored.clear();
+            ascii.finish(&mut stored);
+            if !stored.is_empty() {
+                guarded(&mut ctx.cancel, stall, upload.write_all(&stored)).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => match upload.commit().await {
+            Ok(_) => {
+                let text = match unique_name {
+                    Some(name) => format!("Transfer complete (unique file name: {name})"),
+                    None => "Transfer complete".to_string(),
+                };
+                if ctx.params.mode == TransferMode::Block {
+                    TransferOutcome {
+                        reply: Reply::new(ReplyCode::DataConnectionOpenNoTransfer, format!("{text}; data connection kept open (MODE B)")),
+                        keep_open: Some(stream),
+                    }
+                } else {
+                    let _ = stream.shutdown().await;
+                    TransferOutcome::failed(Reply::new(ReplyCode::ClosingDataConnection, text))
+                }
+            }
+            Err(e) => TransferOutcome::failed(replies::storage_error(&e)),
+        },
+        Err(stop) => {
+            // A client told of restart marks may resume from them: keep
+            // what arrived. Otherwise nothing half-written stays visible.
+            if marks_sent > 0 {
+                let _ = upload.commit().await;
+            } else {
+                let _ = upload.abort().await;
+            }
+            TransferOutcome::failed(stop.reply())
+        }
+    }
+}
+
+/// Runs one chunk of wire data through the page and ASCII decoders and
+/// writes the result; returns the bytes stored.
+async fn store_chunk(
+    dec: &mut ReceiveDecoder,
+    mut data: &[u8],
+    stored: &mut Vec<u8>,
+    upload: &mut Box<dyn Upload>,
+    cancel: &mut oneshot::Receiver<()>,
+    stall: Duration,
+) -> Result<u64, Stop> {
+    let mut total = 0u64;
+    while !data.is_empty() {
+        let piece: &[u8] = match &mut dec.pages {
+            Some(pages) => {
+                let (used, event) = pages.decode(data).map_err(Stop::Page)?;
+                data = &data[used..];
+                match event {
+                    Some(PageEvent::Data(d)) => d,
+                    Some(PageEvent::End) => break,
+                    None if used == 0 => break,
+                    None => continue,
+                }
+            }
+            None => std::mem::take(&mut data),
+        };
+        let out: &[u8] = match &mut dec.ascii {
+            Some(ascii) => {
+                stored.clear();
+                ascii.convert(piece, stored);
+                stored
+            }
+            None => piece,
+        };
+        guarded(cancel, stall, upload.write_all(out)).await?;
+        total += out.len() as u64;
+    }
+    Ok(total)
+}
+
+async fn send_listing(mut stream: TcpStream, listing: Listing, format: ListFormat, mut ctx: TransferContext) -> TransferOutcome {
+    let stall = ctx.stall_timeout;
+    let now = SystemTime::now();
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut wire = Vec::new();
+    // Listings are text: TYPE A changes nothing (lines already end in CR LF)
+    // but MODE B and STRU P framing still apply.
+    let mut encoder = SendEncoder::new(TransferParams { kind: TransferType::Image, ..ctx.params });
+    let result: Result<(), Stop> = async {
+        let (mut single, mut dir) = match listing {
+            Listing::Single(e) => (Some(e), None),
+            Listing::Dir(d) => (None, Some(d)),
+        };
+        loop {
+            let entry = match (single.take(), dir.as_mut()) {
+                (Some(e), _) => Some(e),
+                (None, Some(d)) => guarded(&mut ctx.cancel, stall, d.next_entry()).await?,
+                (None, None) => None,
+            };
+            let Some(entry) = entry else { break };
+            let line = match &format {
+                ListFormat::Long => listing::format_list_line(&entry.facts, &entry.name, now),
+                ListFormat::Names => entry.name.clone(),
+                ListFormat::Facts { set, permissions } => {
+                    listing::format_mlsx(&entry.facts, &entry.name, &crate::commands::perm_fact(entry.facts.kind, *permissions), set)
+                }
+            };
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+            if out.len() >= 60 * 1024 {
+                flush_listing(&mut stream, &mut encoder, &mut out, &mut wire, &mut ctx.cancel, stall, &ctx.progress).await?;
+            }
+        }
+        flush_listing(&mut stream, &mut encoder, &mut out, &mut wire, &mut ctx.cancel, stall, &ctx.progress).await?;
+        encoder.finish(&mut wire);
+        if !wire.is_empty() {
+            guarded(&mut ctx.cancel, stall, stream.write_all(&wire)).await?;
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => finish_send(stream, ctx.params.mode).await,
+        Err(stop) => TransferOutcome::failed(stop.reply()),
+    }
+}
+
+async fn flush_listing(
+    stream: &mut TcpStream,
+    encoder: &mut SendEncoder,
+    out: &mut Vec<u8>,
+    wire: &mut Vec<u8>,
+    cancel: &mut oneshot::Receiver<()>,
+    stall: Duration,
+    progress: &AtomicU64,
+) -> Result<(), Stop> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let bytes: &[u8] = if encoder.is_identity() {
+        out
+    } else {
+        encoder.encode(out, wire);
+        wire
+    };
+    guarded(cancel, stall, stream.write_all(bytes)).await?;
+    progress.fetch_add(out.len() as u64, Ordering::Relaxed);
+    out.clear();
+    Ok(())
+}
