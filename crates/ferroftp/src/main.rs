@@ -1,1 +1,97 @@
-fn main() {}
+//! The ferroftp binary: `serve`, `check-config` and `user add`.
+//!
+//! Layout: `config` reads and checks the TOML file; `serve` builds the
+//! storage, the users and the server from the file and the flags, and runs
+//! it; this file holds the command line.
+
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ferroftp", version, about = "An FTP and FTPS server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the server. With no options: local disk under ./ftp-root,
+    /// 127.0.0.1:2121, and one account whose password is printed at start.
+    Serve(serve::ServeArgs),
+    /// Validate a configuration file and exit.
+    CheckConfig {
+        file: PathBuf,
+    },
+    /// Manage a users file.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user with an argon2 password hash to a users file (created if
+    /// missing). The password is read from standard input unless given.
+    Add {
+        /// The users file.
+        #[arg(long)]
+        file: PathBuf,
+        name: String,
+        #[arg(long)]
+        password: Option<String>,
+        /// Home directory below the storage root.
+        #[arg(long)]
+        home: Option<String>,
+        /// Comma-separated permissions (list,read,write,append,delete,
+        /// rename,mkdir,rmdir,chmod or all).
+        #[arg(long, value_delimiter = ',')]
+        permissions: Option<Vec<String>>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Commands::Serve(args) => serve::run(args),
+        Commands::CheckConfig { file } => config::FileConfig::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Into::into),
+        Commands::User { action: UserAction::Add { file, name, password, home, permissions } } => user_add(file, name, password, home, permissions),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferroftp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn user_add(file: PathBuf, name: String, password: Option<String>, home: Option<String>, permissions: Option<Vec<String>>) -> Result<(), Box<dyn std::error::Error>> {
+    let password = match password {
+        Some(p) => p,
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if password.is_empty() {
+        return Err("the password must not be empty".into());
+    }
+    if let Some(p) = &permissions {
+        ftp_auth::PermissionSet::from_names(p.iter()).map_err(|e| format!("unknown permission {:?}", e.0))?;
+    }
+    let hash = ftp_auth::hash_password(&password)?;
+    let mut entry = ftp_auth::UserEntry::new(name.clone(), hash);
+    entry.home = home;
+    entry.permissions = permissions;
+    ftp_auth::add_user_to_file(&file, entry)?;
+    println!("added user {name} to {}", file.display());
+    Ok(())
+}

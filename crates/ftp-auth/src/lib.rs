@@ -1,1 +1,105 @@
-//! placeholder
+//! Authentication for ferroftp: who may log in, with what password, and
+//! what they may do once in.
+//!
+//! Layout:
+//! - this file: the [`Authenticator`] trait the server calls, the [`User`]
+//!   it gets back, [`AccountRequirement`] and [`AuthError`].
+//! - [`permissions`]: [`PermissionSet`] and the permission names of the
+//!   users file.
+//! - [`users_file`]: the users file format (documented there), loading and
+//!   checking it, and [`add_user_to_file`] for `ferroftp user add`.
+//! - [`hash`]: argon2id hashing ([`hash_password`]), PHC string checks and
+//!   (blocking) verification.
+//! - `cache`: the verified-credentials cache that lets repeated logins skip
+//!   argon2 without ever letting a wrong password through.
+//! - [`db`]: [`UserDb`], the in-memory user database implementing
+//!   [`Authenticator`], with optional anonymous login.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use ftp_proto::FtpPath;
+use serde::{Deserialize, Serialize};
+
+mod cache;
+pub mod db;
+pub mod hash;
+pub mod permissions;
+pub mod users_file;
+
+pub use cache::DEFAULT_CACHE_CAPACITY;
+pub use db::{UserDb, ANONYMOUS_NAMES};
+pub use hash::{hash_password, HashProblem};
+pub use permissions::{PermissionSet, UnknownPermission};
+pub use users_file::{add_user_to_file, EntryProblem, UserEntry, UsersFileError};
+
+/// When a user must send ACCT (RFC 959 §4.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum AccountRequirement {
+    /// ACCT is never needed.
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// Needed to log in: PASS is answered 332 and the login completes only
+    /// after a matching ACCT.
+    #[serde(rename = "login")]
+    ForLogin,
+    /// The login completes at PASS, but storing commands are answered 532
+    /// until a matching ACCT.
+    #[serde(rename = "store")]
+    ForStore,
+}
+
+/// A logged-in user, as the server sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// The user's root: a path below the server's storage root ("/" is the
+    /// storage root itself).
+    pub home: FtpPath,
+    pub permissions: PermissionSet,
+    /// The ACCT value this user must give, if any.
+    pub account: Option<String>,
+    pub account_requirement: AccountRequirement,
+    pub anonymous: bool,
+}
+
+/// Why a login failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// Unknown name or wrong password; deliberately not told apart.
+    InvalidCredentials,
+    /// The password was right but the account is disabled. The server
+    /// answers 530 as for a wrong password; this is for its log.
+    Disabled,
+    /// The check itself failed (e.g. the hashing task panicked).
+    Backend(String),
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::InvalidCredentials => f.write_str("invalid user name or password"),
+            AuthError::Disabled => f.write_str("account disabled"),
+            AuthError::Backend(why) => write!(f, "authentication failed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// What the server asks at USER and PASS.
+#[async_trait]
+pub trait Authenticator: Send + Sync {
+    /// Verifies a USER/PASS pair. Must never let a wrong password pass.
+    /// Unknown names and wrong passwords both give
+    /// [`AuthError::InvalidCredentials`], after the same amount of work.
+    async fn authenticate(&self, username: &str, password: &[u8]) -> Result<User, AuthError>;
+
+    /// Whether `username` logs in anonymously (anonymous login is enabled
+    /// and the name is one of its aliases). The server uses it only to word
+    /// its 331 reply ("Guest login ok, send your e-mail address as
+    /// password"); every other name, known or not, gets the same 331 asking
+    /// for a password, so USER never reveals which names exist.
+    fn is_anonymous_name(&self, username: &str) -> bool;
+}

@@ -215,6 +215,6 @@ mod tests {
             "Entering Long Passive Mode (4,4,127,0,0,1,2,4,1)"
         );
         let v6 = format_lpsv("[::1]:80".parse().unwrap());
-        assert_eq!(parse_lprt(v6[v6.find('(').unwrap() + 1..v6.len() - 1].as_bytes()).unwrap(), "[::1]:80".parse().unwrap());
+        assert_eq!(parse_lprt(&v6.as_bytes()[v6.find('(').unwrap() + 1..v6.len() - 1]).unwrap(), "[::1]:80".parse().unwrap());
     }
 }

@@ -41,7 +41,8 @@ pub enum PageEvent<'a> {
 
 #[derive(Debug)]
 enum State {
-    Header { buf: [u8; 255], have: usize },
+    /// `fields` holds the four fixed fields; optional fields are skipped.
+    Header { fields: [u8; 4], have: usize },
     Data { remaining: usize, keep: bool },
     Done,
 }
@@ -56,7 +57,7 @@ pub struct PageDecoder {
 impl Default for PageDecoder {
     fn default() -> Self {
         PageDecoder {
-            state: State::Header { buf: [0; 255], have: 0 },
+            state: State::Header { fields: [0; 4], have: 0 },
         }
     }
 }
@@ -72,25 +73,24 @@ impl PageDecoder {
         loop {
             match &mut self.state {
                 State::Done => return Ok((used, None)),
-                State::Header { buf, have } => {
+                State::Header { fields, have } => {
                     if used == input.len() {
                         return Ok((used, None));
                     }
+                    let byte = input[used];
+                    used += 1;
+                    if *have < 4 {
+                        fields[*have] = byte;
+                    }
+                    *have += 1;
+                    if *have == 1 && fields[0] < 4 {
+                        return Err(PageError::BadHeaderLength(fields[0]));
+                    }
                     // The first byte says how long the header is.
-                    let want = if *have == 0 { 1 } else { buf[0] as usize };
-                    if *have > 0 && want < 4 {
-                        return Err(PageError::BadHeaderLength(buf[0]));
-                    }
-                    let take = (want - *have).min(input.len() - used);
-                    buf[*have..*have + take].copy_from_slice(&input[used..used + take]);
-                    *have += take;
-                    used += take;
-                    if *have == 1 && buf[0] < 4 {
-                        return Err(PageError::BadHeaderLength(buf[0]));
-                    }
-                    if *have < 4 || *have < buf[0] as usize {
+                    if *have < 4 || *have < fields[0] as usize {
                         continue;
                     }
+                    let buf = *fields;
                     let (len, kind) = (buf[2] as usize, buf[3]);
                     match kind {
                         LAST_PAGE => {
@@ -106,7 +106,7 @@ impl PageDecoder {
                 }
                 State::Data { remaining, keep } => {
                     if *remaining == 0 {
-                        self.state = State::Header { buf: [0; 255], have: 0 };
+                        self.state = State::Header { fields: [0; 4], have: 0 };
                         continue;
                     }
                     if used == input.len() {

@@ -229,12 +229,7 @@ impl Session {
     pub async fn run(mut self) {
         let greeting = self.shared.config.greeting.clone();
         self.reply(ReplyCode::ServiceReady, greeting).await;
-        loop {
-            match self.step().await {
-                Flow::Continue => {}
-                Flow::Close => break,
-            }
-        }
+        while self.step().await == Flow::Continue {}
         self.end_transfer_on_close().await;
         let _ = self.ctl.stream.shutdown().await;
     }

@@ -1,1 +1,174 @@
-//! placeholder
+//! Local-disk storage for ferroftp, the server's default backend.
+//!
+//! Each user's storage holds an `O_PATH` descriptor of the user's root
+//! directory, and every path a client names is resolved from it with
+//! openat2(2) and `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`: the kernel
+//! itself refuses any walk that would leave the root, whether by `..`, an
+//! absolute symlink or a symlink pointing outside. Symlinks that stay inside
+//! are followed. Operations on a final name (mkdir, rmdir, unlink, rename,
+//! lstat, utimensat, creating a temporary upload) open the *parent* beneath
+//! the root and act on the name relative to that descriptor, so the name
+//! itself is never followed out of the root either. There is no fallback
+//! for kernels without openat2 (before 5.6): [`FsBackend::new`] fails.
+//!
+//! All system calls run on tokio's blocking pool.
+//!
+//! Layout:
+//! - this file: [`FsOptions`], [`Durability`], [`FsBackend`] and the
+//!   blocking-pool helper.
+//! - `storage`: [`FsStorage`], the [`Storage`] implementation.
+//! - `upload`: uploads (temporary file and rename, or in place).
+//! - `list`: directory listings streamed in batches.
+//! - `names`: from [`FtpPath`] to relative paths and final names.
+//! - `sys`: the unsafe system-call wrappers, each with its SAFETY note.
+
+mod list;
+mod names;
+mod storage;
+mod sys;
+mod upload;
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ftp_storage::{Backend, ErrorKind, FtpPath, Result, Storage, StorageError};
+
+pub use storage::FsStorage;
+
+/// How hard a committed upload is pushed to the disk before the server
+/// answers 226 (transfer complete).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// No fsync: the data reaches the disk when the kernel writes it back
+    /// (seconds later). Fastest; a crash or power loss shortly after a
+    /// 226 may lose the file or, on some filesystems, leave it empty.
+    None,
+    /// fdatasync the file before renaming it into place. The default: a
+    /// 226 then means the bytes are on disk, and the rename can never
+    /// expose a file whose contents did not make it; the cost is one flush
+    /// per upload, small next to the transfer itself.
+    #[default]
+    File,
+    /// Like `File`, and also fsync the directory after the rename, so the
+    /// new name itself survives a crash (the rename is journalled but may
+    /// otherwise still be in memory). One more flush per upload.
+    FileAndDirectory,
+}
+
+/// Options of the local-disk backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsOptions {
+    pub durability: Durability,
+    /// Keep what arrived of an aborted `Replace`/`CreateNew` upload under
+    /// its final name (as many FTP servers do, so a client can resume with
+    /// REST + STOR) instead of discarding it. Off by default: the storage
+    /// contract says an aborted upload leaves nothing behind.
+    pub keep_partial_uploads: bool,
+    /// Permission bits of new files, further reduced by the process umask.
+    /// A `Replace` of an existing file keeps that file's permission bits.
+    pub file_mode: u32,
+    /// Permission bits of new directories, further reduced by the umask.
+    pub dir_mode: u32,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            durability: Durability::default(),
+            keep_partial_uploads: false,
+            file_mode: 0o644,
+            dir_mode: 0o755,
+        }
+    }
+}
+
+/// The local-disk backend: one directory holding every user's home.
+#[derive(Debug)]
+pub struct FsBackend {
+    root: Arc<OwnedFd>,
+    options: FsOptions,
+}
+
+impl FsBackend {
+    /// Opens the backend's root directory, which must exist. Fails if the
+    /// kernel lacks openat2(2) (Linux before 5.6, or a seccomp filter
+    /// refusing it): confinement depends on it.
+    pub fn new(root: impl Into<PathBuf>, options: FsOptions) -> io::Result<FsBackend> {
+        let root = root.into();
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(&root)
+            .map_err(|e| io::Error::new(e.kind(), format!("storage root {root:?}: {e}")))?;
+        let dir = OwnedFd::from(dir);
+        sys::openat2(dir.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "openat2(2) does not work here ({e}); it is required to confine users to \
+                     their directories (Linux 5.6 or later, not blocked by seccomp)"
+                ),
+            )
+        })?;
+        Ok(FsBackend {
+            root: Arc::new(dir),
+            options,
+        })
+    }
+
+    pub fn options(&self) -> &FsOptions {
+        &self.options
+    }
+}
+
+#[async_trait]
+impl Backend for FsBackend {
+    /// Creates the home's directories as needed, each one beneath the
+    /// backend root (symlinks inside the root are followed, as everywhere).
+    async fn user_storage(&self, home: &FtpPath) -> Result<Arc<dyn Storage>> {
+        let root = Arc::clone(&self.root);
+        let options = self.options;
+        let home = home.clone();
+        let user_root = blocking(move || {
+            let mut level = FtpPath::root();
+            for name in home.components() {
+                let parent = sys::openat2(
+                    root.as_fd(),
+                    &names::relative(&level)?,
+                    libc::O_PATH | libc::O_DIRECTORY,
+                    0,
+                )?;
+                level = level.join(name);
+                let (_, name) = names::split(&level)?;
+                match sys::mkdirat(parent.as_fd(), &name, options.dir_mode) {
+                    Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            let dir = sys::openat2(
+                root.as_fd(),
+                &names::relative(&home)?,
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+            )?;
+            Ok(dir)
+        })
+        .await?;
+        Ok(Arc::new(FsStorage::new(user_root, options)))
+    }
+}
+
+/// Runs blocking work on tokio's blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        StorageError::new(ErrorKind::Local, format!("blocking storage task failed: {e}"))
+    })?
+}

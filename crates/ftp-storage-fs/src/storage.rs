@@ -1,0 +1,332 @@
+//! [`FsStorage`]: one user's view of the disk, rooted at the user's home.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use ftp_storage::{
+    Capabilities, DirStream, ErrorKind, Facts, FileRead, FtpPath, Result, Storage, StorageError,
+    Upload, WriteMode,
+};
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::list::{facts, DirReader, FsDirStream};
+use crate::upload::{create_temp, Aside, FsUpload, Placement};
+use crate::{blocking, names, sys, Durability, FsOptions};
+
+/// A user's storage: every path is resolved beneath `root` (see the crate
+/// documentation for how).
+#[derive(Debug, Clone)]
+pub struct FsStorage {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// O_PATH | O_DIRECTORY descriptor of the user's root.
+    root: OwnedFd,
+    options: FsOptions,
+}
+
+impl Inner {
+    /// Opens `rel` beneath the root (following symlinks that stay inside).
+    fn open(&self, rel: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+        sys::openat2(self.root.as_fd(), rel, flags, mode)
+    }
+
+    /// Opens the directory `rel` beneath the root for `*at` calls.
+    fn open_dir(&self, rel: &CStr) -> io::Result<OwnedFd> {
+        self.open(rel, libc::O_PATH | libc::O_DIRECTORY, 0)
+    }
+}
+
+/// Flags for opening a file to read it or change its attributes. O_NONBLOCK
+/// keeps a FIFO someone placed in the tree from blocking the thread forever
+/// (it is refused right after as not a regular file); Linux ignores the
+/// flag for regular files. O_NOCTTY keeps a terminal device from becoming
+/// the server's controlling terminal.
+const OPEN_EXISTING: libc::c_int = libc::O_NONBLOCK | libc::O_NOCTTY;
+
+fn not_a_file(st: &sys::Stat) -> Option<StorageError> {
+    if st.is_dir() {
+        Some(StorageError::new(ErrorKind::IsADirectory, "is a directory"))
+    } else if !st.is_file() {
+        Some(StorageError::new(
+            ErrorKind::PermissionDenied,
+            "not a regular file",
+        ))
+    } else {
+        None
+    }
+}
+
+fn invalid_offset(offset: u64, size: u64) -> StorageError {
+    StorageError::new(
+        ErrorKind::InvalidOffset,
+        format!("offset {offset} is beyond the end of the file ({size} bytes)"),
+    )
+}
+
+impl FsStorage {
+    pub(crate) fn new(root: OwnedFd, options: FsOptions) -> FsStorage {
+        FsStorage {
+            inner: Arc::new(Inner { root, options }),
+        }
+    }
+
+    /// Runs `op` on the final name of `path` relative to its parent
+    /// directory, which is opened beneath the root.
+    async fn at_name<T, F>(&self, path: &FtpPath, op: F) -> Result<T>
+    where
+        F: FnOnce(BorrowedFd<'_>, &CStr, &Inner) -> io::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (parent, name) = names::split(path)?;
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let dir = inner.open_dir(&parent)?;
+            Ok(op(dir.as_fd(), &name, &inner)?)
+        })
+        .await
+    }
+
+    /// Runs `op` with the inner state and `path` relative to the root.
+    async fn at_path<T, F>(&self, path: &FtpPath, op: F) -> Result<T>
+    where
+        F: FnOnce(&Inner, &CStr) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let rel = names::relative(path)?;
+        let inner = Arc::clone(&self.inner);
+        blocking(move || op(&inner, &rel)).await
+    }
+}
+
+/// Opens the temporary file of a `Replace` or `CreateNew` upload.
+fn open_aside(inner: &Inner, path: &FtpPath, exclusive: bool) -> Result<FsUpload> {
+    let (parent, name) = names::split(path)?;
+    let dir = inner.open_dir(&parent)?;
+    // Refuse now what commit would refuse, before the client sends data.
+    let existing = match sys::lstatat(dir.as_fd(), &name) {
+        Ok(st) => Some(st),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(st) = &existing {
+        if st.is_dir() {
+            return Err(StorageError::new(ErrorKind::IsADirectory, "is a directory"));
+        }
+        if exclusive {
+            return Err(StorageError::new(ErrorKind::AlreadyExists, "file exists"));
+        }
+    }
+    let options = &inner.options;
+    let (file, temp) = create_temp(&dir, options.file_mode)?;
+    if let Some(st) = existing.filter(|st| st.is_file()) {
+        // Re-uploading a file keeps its permissions (a script stays
+        // executable), as overwriting it in place would. Best effort: the
+        // upload itself is fine either way.
+        let _ = sys::fchmod(file.as_fd(), st.mode & 0o777);
+    }
+    let aside = Aside {
+        dir,
+        temp,
+        name,
+        exclusive,
+        keep_partial: options.keep_partial_uploads,
+    };
+    Ok(FsUpload::new(
+        file,
+        Placement::Aside(aside),
+        options.durability,
+    ))
+}
+
+/// Opens the target of an `Append` or `ResumeAt` upload, which writes into
+/// the file itself.
+fn open_in_place(inner: &Inner, path: &FtpPath, resume_at: Option<u64>) -> Result<FsUpload> {
+    let rel = names::relative(path)?;
+    let mode = inner.options.file_mode;
+    let fd = match resume_at {
+        None => inner.open(
+            &rel,
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | OPEN_EXISTING,
+            mode,
+        )?,
+        Some(offset) => match inner.open(&rel, libc::O_WRONLY | OPEN_EXISTING, 0) {
+            // REST 0 + STOR of a new file is a plain upload.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && offset == 0 => {
+                inner.open(&rel, libc::O_WRONLY | libc::O_CREAT | OPEN_EXISTING, mode)?
+            }
+            // A missing file has no byte `offset`.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(invalid_offset(offset, 0))
+            }
+            other => other?,
+        },
+    };
+    let st = sys::fstat(fd.as_fd())?;
+    if let Some(e) = not_a_file(&st) {
+        return Err(e);
+    }
+    let mut file = File::from(fd);
+    if let Some(offset) = resume_at {
+        if offset > st.size {
+            return Err(invalid_offset(offset, st.size));
+        }
+        file.set_len(offset)?;
+        file.seek(SeekFrom::Start(offset))?;
+    }
+    let dir = match inner.options.durability {
+        Durability::FileAndDirectory => Some(inner.open_dir(&names::relative(&path.parent())?)?),
+        _ => None,
+    };
+    Ok(FsUpload::new(
+        file,
+        Placement::InPlace { dir },
+        inner.options.durability,
+    ))
+}
+
+/// A file opened for download.
+struct FsFileRead {
+    file: tokio::fs::File,
+}
+
+impl AsyncRead for FsFileRead {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.file).poll_read(cx, buf)
+    }
+}
+
+impl FileRead for FsFileRead {
+    /// The descriptor is positioned at the requested offset.
+    fn sendfile_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+}
+
+#[async_trait]
+impl Storage for FsStorage {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            append: true,
+            rename_directories: true,
+            set_mtime: true,
+            chmod: true,
+            unix_modes: true,
+        }
+    }
+
+    /// Follows symlinks that stay inside the root (a listing, by contrast,
+    /// shows the symlink itself).
+    async fn stat(&self, path: &FtpPath) -> Result<Facts> {
+        self.at_path(path, |inner, rel| {
+            let fd = inner.open(rel, libc::O_PATH, 0)?;
+            Ok(facts(&sys::fstat(fd.as_fd())?))
+        })
+        .await
+    }
+
+    async fn list(&self, dir: &FtpPath) -> Result<Box<dyn DirStream>> {
+        let reader = self
+            .at_path(dir, |inner, rel| {
+                let fd = inner.open(rel, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+                Ok(DirReader::new(fd))
+            })
+            .await?;
+        Ok(Box::new(FsDirStream::new(reader)))
+    }
+
+    /// An offset beyond the end is `InvalidOffset`; at the end, the read is
+    /// empty.
+    async fn open_read(&self, path: &FtpPath, offset: u64) -> Result<Box<dyn FileRead>> {
+        let file = self
+            .at_path(path, move |inner, rel| {
+                let fd = inner.open(rel, libc::O_RDONLY | OPEN_EXISTING, 0)?;
+                let st = sys::fstat(fd.as_fd())?;
+                if let Some(e) = not_a_file(&st) {
+                    return Err(e);
+                }
+                if offset > st.size {
+                    return Err(invalid_offset(offset, st.size));
+                }
+                let mut file = File::from(fd);
+                file.seek(SeekFrom::Start(offset))?;
+                Ok(file)
+            })
+            .await?;
+        Ok(Box::new(FsFileRead {
+            file: tokio::fs::File::from_std(file),
+        }))
+    }
+
+    async fn open_write(&self, path: &FtpPath, mode: WriteMode) -> Result<Box<dyn Upload>> {
+        let inner = Arc::clone(&self.inner);
+        let path = path.clone();
+        let upload = blocking(move || match mode {
+            WriteMode::Replace => open_aside(&inner, &path, false),
+            WriteMode::CreateNew => open_aside(&inner, &path, true),
+            WriteMode::Append => open_in_place(&inner, &path, None),
+            WriteMode::ResumeAt(offset) => open_in_place(&inner, &path, Some(offset)),
+        })
+        .await?;
+        Ok(Box::new(upload))
+    }
+
+    async fn mkdir(&self, path: &FtpPath) -> Result<()> {
+        self.at_name(path, |dir, name, inner| {
+            sys::mkdirat(dir, name, inner.options.dir_mode)
+        })
+        .await
+    }
+
+    async fn rmdir(&self, path: &FtpPath) -> Result<()> {
+        self.at_name(path, |dir, name, _| sys::unlinkat(dir, name, true))
+            .await
+    }
+
+    async fn delete(&self, path: &FtpPath) -> Result<()> {
+        self.at_name(path, |dir, name, _| sys::unlinkat(dir, name, false))
+            .await
+    }
+
+    async fn rename(&self, from: &FtpPath, to: &FtpPath) -> Result<()> {
+        let (to_parent, to_name) = names::split(to)?;
+        self.at_name(from, move |from_dir, from_name, inner| {
+            let to_dir = inner.open_dir(&to_parent)?;
+            sys::renameat(from_dir, from_name, to_dir.as_fd(), &to_name)
+        })
+        .await
+    }
+
+    /// Sets the time of the entry itself: on a symlink, of the link (never
+    /// followed, so a link cannot lead the change out of the root).
+    async fn set_mtime(&self, path: &FtpPath, time: SystemTime) -> Result<()> {
+        self.at_name(path, move |dir, name, _| sys::set_mtime_at(dir, name, time))
+            .await
+    }
+
+    /// Only the permission bits (0o777) are applied: setuid, setgid and
+    /// sticky bits are dropped. The file is opened beneath the root and
+    /// changed through its descriptor, because fchmodat(2) on a name would
+    /// follow a symlink out of the root (and cannot refuse to follow before
+    /// Linux 6.6). This needs read permission on the target.
+    async fn chmod(&self, path: &FtpPath, mode: u32) -> Result<()> {
+        self.at_path(path, move |inner, rel| {
+            let fd = inner.open(rel, libc::O_RDONLY | OPEN_EXISTING, 0)?;
+            Ok(sys::fchmod(fd.as_fd(), mode & 0o777)?)
+        })
+        .await
+    }
+}

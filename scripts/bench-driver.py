@@ -1,0 +1,1337 @@
+#!/usr/bin/env python3
+"""Side-by-side FTP server benchmark driver.
+
+Called by scripts/bench, which installs the peer servers and builds ferroftp
+first; this script only uses what is already there.  Python 3 standard
+library only.
+
+For every workload and every selected server it starts the server on a free
+loopback port (fresh process per workload, so one workload cannot skew the
+next), runs the client side, stops the server, and finally prints a table
+and writes it as markdown.
+
+Everything here talks to 127.0.0.1 only, every client step has a timeout and
+every loop is bounded by a deadline.
+"""
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HOST = "127.0.0.1"
+MIB = 1 << 20
+KIB = 1 << 10
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+SOCKBUF = 4 * MIB
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+
+ALL_SERVERS = ["ferroftp", "vsftpd", "proftpd", "pure-ftpd", "unftp"]
+PEERS = [s for s in ALL_SERVERS if s != "ferroftp"]
+ALL_WORKLOADS = ["retr", "stor", "small", "parallel", "list", "login", "idle"]
+
+# Size presets.  Every value can be overridden with FERROFTP_BENCH_<KEY>
+# (e.g. FERROFTP_BENCH_BIG_MIB=256).
+PRESETS = {
+    "full": dict(big_mib=1024, retr_runs=3, stor_mib=512, stor_runs=3,
+                 small_files=300, small_bytes=4096, par_clients=32, par_mib=64,
+                 list_entries=50000, login_workers=8, login_seconds=5.0,
+                 idle_sessions=500),
+    "medium": dict(big_mib=256, retr_runs=3, stor_mib=128, stor_runs=3,
+                   small_files=300, small_bytes=4096, par_clients=32, par_mib=16,
+                   list_entries=50000, login_workers=8, login_seconds=5.0,
+                   idle_sessions=500),
+    "tiny": dict(big_mib=1, retr_runs=3, stor_mib=1, stor_runs=3,
+                 small_files=10, small_bytes=4096, par_clients=2, par_mib=1,
+                 list_entries=500, login_workers=2, login_seconds=1.0,
+                 idle_sessions=20),
+}
+
+
+class BenchError(Exception):
+    """A workload failed for one server; the message goes into the notes."""
+
+
+class Terminated(BaseException):
+    pass
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------
+# process tree memory
+
+
+def _children_map():
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d, "rb") as f:
+                s = f.read()
+        except OSError:
+            continue
+        r = s.rfind(b")")
+        fields = s[r + 2:].split()
+        try:
+            ppid = int(fields[1])
+        except (IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    return children
+
+
+def proc_tree(root):
+    """The pid root and all its descendants that exist right now."""
+    children = _children_map()
+    out, stack = [root], [root]
+    while stack:
+        p = stack.pop()
+        for c in children.get(p, ()):
+            out.append(c)
+            stack.append(c)
+    return out
+
+
+def tree_rss_kib(root):
+    total = 0
+    for pid in proc_tree(root):
+        try:
+            with open("/proc/%d/statm" % pid) as f:
+                total += int(f.read().split()[1]) * PAGE_KIB
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def tree_pss_kib(root):
+    total = 0
+    for pid in proc_tree(root):
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class PeakSampler(threading.Thread):
+    """Samples the RSS of a process tree every `interval` seconds."""
+
+    def __init__(self, root, interval=0.02):
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.peak = tree_rss_kib(root)
+        self._stop_ev = threading.Event()
+
+    def run(self):
+        while not self._stop_ev.is_set():
+            self.peak = max(self.peak, tree_rss_kib(self.root))
+            self._stop_ev.wait(self.interval)
+
+    def stop(self):
+        self._stop_ev.set()
+        self.join(5)
+        self.peak = max(self.peak, tree_rss_kib(self.root))
+        return self.peak
+
+
+# --------------------------------------------------------------------------
+# minimal FTP control client (raw sockets, so nothing hides a slow server)
+
+
+class Ctl:
+    def __init__(self, port, timeout=30.0):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rf = self.sock.makefile("rb")
+
+    def resp(self):
+        line = self.rf.readline(8192)
+        if not line:
+            raise BenchError("control connection closed by server")
+        code = line[:3]
+        if line[3:4] == b"-":
+            for _ in range(10000):
+                nxt = self.rf.readline(8192)
+                if not nxt:
+                    raise BenchError("control connection closed in multi-line reply")
+                if nxt[:3] == code and nxt[3:4] == b" ":
+                    break
+        try:
+            return int(code), line.decode("latin-1").strip()
+        except ValueError:
+            raise BenchError("bad reply %r" % line[:80])
+
+    def send(self, text):
+        self.sock.sendall(text.encode("latin-1") + b"\r\n")
+
+    def cmd(self, text, ok):
+        self.send(text)
+        code, line = self.resp()
+        if code not in ok:
+            shown = "PASS ****" if text.startswith("PASS") else text
+            raise BenchError("%s -> %s" % (shown, line[:120]))
+        return code, line
+
+    def login(self, user, password):
+        code, line = self.resp()
+        if code != 220:
+            raise BenchError("banner: %s" % line[:120])
+        code, _ = self.cmd("USER " + user, (230, 331))
+        if code == 331:
+            self.cmd("PASS " + password, (230,))
+
+    def pasv(self):
+        """Returns the (host, port) to connect the data socket to."""
+        self.send("PASV")
+        code, line = self.resp()
+        if code == 227:
+            m = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", line)
+            if not m:
+                raise BenchError("unparsable PASV reply: %s" % line[:120])
+            n = [int(x) for x in m.groups()]
+            host = "%d.%d.%d.%d" % tuple(n[:4])
+            if host == "0.0.0.0":
+                host = HOST
+            if host != HOST:
+                raise BenchError("PASV points off loopback: %s" % host)
+            return host, n[4] * 256 + n[5]
+        code, line = self.cmd("EPSV", (229,))
+        m = re.search(r"\(\|\|\|(\d+)\|\)", line)
+        if not m:
+            raise BenchError("unparsable EPSV reply: %s" % line[:120])
+        return HOST, int(m.group(1))
+
+    def quit(self):
+        try:
+            self.send("QUIT")
+            self.resp()
+        except (OSError, BenchError):
+            pass
+        self.close()
+
+    def close(self):
+        try:
+            self.rf.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _set_buf(sock, force_opt, opt, size):
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force_opt, size)
+    except (OSError, PermissionError):
+        sock.setsockopt(socket.SOL_SOCKET, opt, size)
+
+
+def data_socket(addr, timeout, rcv=True):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcv:
+        _set_buf(s, SO_RCVBUFFORCE, socket.SO_RCVBUF, SOCKBUF)
+    else:
+        _set_buf(s, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKBUF)
+    s.settimeout(timeout)
+    s.connect(addr)
+    return s
+
+
+def retr_into(ctl, path, expect, deadline, buf):
+    """RETR path over an already logged-in control connection; returns bytes."""
+    ctl.cmd("TYPE I", (200,))
+    addr = ctl.pasv()
+    ds = data_socket(addr, 30)
+    try:
+        ctl.cmd("RETR " + path, (125, 150))
+        mv = memoryview(buf)
+        total = 0
+        while True:
+            n = ds.recv_into(mv)
+            if not n:
+                break
+            total += n
+            if time.monotonic() > deadline:
+                raise BenchError("RETR timed out after %d bytes" % total)
+    finally:
+        ds.close()
+    code, line = ctl.resp()
+    if code not in (226, 250):
+        raise BenchError("RETR end: %s" % line[:120])
+    if total != expect:
+        raise BenchError("RETR %s: got %d bytes, expected %d" % (path, total, expect))
+    return total
+
+
+# --------------------------------------------------------------------------
+# servers
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def read_flags(path, subst):
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            # "option value" -> two arguments; "--option=value" -> one
+            for part in line.split(None, 1):
+                out.append(render(part, subst))
+    return out
+
+
+def render(text, subst):
+    for k, v in subst.items():
+        text = text.replace("@%s@" % k, str(v))
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise BenchError("unfilled placeholders %s" % sorted(set(left)))
+    return text
+
+
+class ServerDef:
+    """How to start one server.  prepare() returns (argv, env)."""
+
+    def __init__(self, name, ctx):
+        self.name, self.ctx = name, ctx
+        self.user, self.password = "bench", "bench"
+
+    def binary(self):
+        raise NotImplementedError
+
+    def available(self):
+        b = self.binary()
+        if not b or not os.path.exists(b):
+            return "not installed (%s missing)" % (b or self.name)
+        return None
+
+    def version(self):
+        return "?"
+
+    def prepare(self, port):
+        raise NotImplementedError
+
+
+def _run_quiet(argv, env=None, stdin=None):
+    try:
+        p = subprocess.run(argv, env=env, stdin=stdin, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10)
+        return p.stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+class Ferroftp(ServerDef):
+    def binary(self):
+        return os.path.join(self.ctx["repo"], "target", "release", "ferroftp")
+
+    def version(self):
+        out = _run_quiet([self.binary(), "--version"]).strip().splitlines()
+        return out[0] if out else "?"
+
+    def prepare(self, port):
+        return [self.binary(), "serve", "--listen", "%s:%d" % (HOST, port),
+                "--root", self.ctx["data"], "--user", "bench:bench"], None
+
+
+class Vsftpd(ServerDef):
+    def __init__(self, name, ctx):
+        super().__init__(name, ctx)
+        self.user = ctx["sys_user"]
+
+    def binary(self):
+        return shutil.which("vsftpd") or "/usr/sbin/vsftpd"
+
+    def available(self):
+        return super().available() or _sys_user_problem(self.ctx)
+
+    def version(self):
+        out = _run_quiet(["dpkg-query", "-W", "-f", "${Version}", "vsftpd"])
+        return "vsftpd " + out.strip() if out else "?"
+
+    def prepare(self, port):
+        ctx = self.ctx
+        empty = os.path.join(ctx["run"], "vsftpd-empty")
+        os.makedirs(empty, exist_ok=True)
+        os.chmod(empty, 0o555)
+        subst = dict(PORT=port, ROOT=ctx["data"], PAM_SERVICE=ctx["pam_service"],
+                     EMPTY_DIR=empty, LOG_DIR=ctx["logs"], EXTRA="")
+        with open(os.path.join(ctx["bench"], "vsftpd.conf.in")) as f:
+            conf = render(f.read(), subst)
+        path = os.path.join(ctx["run"], "vsftpd.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        os.chmod(path, 0o600)
+        return [self.binary(), path], None
+
+
+def _peer_lib_env(ctx):
+    env = dict(os.environ)
+    libdirs = []
+    base = os.path.join(ctx["cache"], "root", "usr", "lib")
+    if os.path.isdir(base):
+        for d in sorted(os.listdir(base)):
+            if d.endswith("-linux-gnu"):
+                libdirs.append(os.path.join(base, d))
+    if env.get("LD_LIBRARY_PATH"):
+        libdirs.append(env["LD_LIBRARY_PATH"])
+    env["LD_LIBRARY_PATH"] = ":".join(libdirs)
+    return env
+
+
+def _sys_user_problem(ctx):
+    try:
+        import pwd
+        pw = pwd.getpwnam(ctx["sys_user"])
+    except KeyError:
+        return "system user %s missing (scripts/bench creates it)" % ctx["sys_user"]
+    if os.path.realpath(pw.pw_dir) != os.path.realpath(ctx["data"]):
+        return "home of %s is %s, not the data directory" % (ctx["sys_user"], pw.pw_dir)
+    if os.geteuid() != 0:
+        return "needs root"
+    return None
+
+
+class Proftpd(ServerDef):
+    def __init__(self, name, ctx):
+        super().__init__(name, ctx)
+        self.user = ctx["sys_user"]
+
+    def binary(self):
+        return os.path.join(self.ctx["cache"], "root", "usr", "sbin", "proftpd")
+
+    def available(self):
+        return super().available() or _sys_user_problem(self.ctx)
+
+    def version(self):
+        out = _run_quiet([self.binary(), "-v"], env=_peer_lib_env(self.ctx)).strip()
+        return out.splitlines()[-1].strip() if out else "?"
+
+    def prepare(self, port):
+        ctx = self.ctx
+        subst = dict(PORT=port, ROOT=ctx["data"], PAM_SERVICE=ctx["pam_service"],
+                     RUN_DIR=ctx["run"], LOG_DIR=ctx["logs"], EXTRA="")
+        with open(os.path.join(ctx["bench"], "proftpd.conf.in")) as f:
+            conf = render(f.read(), subst)
+        path = os.path.join(ctx["run"], "proftpd.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        os.chmod(path, 0o644)
+        return [self.binary(), "-n", "-q", "-c", path], _peer_lib_env(ctx)
+
+
+class PureFtpd(ServerDef):
+    def binary(self):
+        return os.path.join(self.ctx["cache"], "root", "usr", "sbin", "pure-ftpd")
+
+    def available(self):
+        return super().available() or _sys_user_problem(self.ctx)
+
+    def version(self):
+        out = _run_quiet([self.binary(), "--help"], env=_peer_lib_env(self.ctx))
+        m = re.search(r"pure-ftpd v[\w.]+", out)
+        return m.group(0) if m else "?"
+
+    def pure_pw(self):
+        return os.path.join(self.ctx["cache"], "root", "usr", "bin", "pure-pw")
+
+    def available(self):
+        if not os.path.exists(self.pure_pw()):
+            return "not installed (%s missing)" % self.pure_pw()
+        return super().available()
+
+    def prepare(self, port):
+        ctx = self.ctx
+        import pwd
+        pw = pwd.getpwnam(ctx["sys_user"])
+        hashed = sha512_crypt("bench")
+        text = os.path.join(ctx["run"], "pureftpd.passwd")
+        with open(text, "w") as f:
+            # login:hash:uid:gid:gecos:home/./ then 12 empty quota/ratio fields
+            f.write("bench:%s:%d:%d::%s/./%s\n" % (hashed, pw.pw_uid, pw.pw_gid,
+                                                  ctx["data"], ":" * 12))
+        os.chmod(text, 0o600)
+        pdb = os.path.join(ctx["run"], "pureftpd.pdb")
+        p = subprocess.run([self.pure_pw(), "mkdb", pdb, "-f", text], env=_peer_lib_env(ctx),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        if p.returncode != 0:
+            raise BenchError("pure-pw mkdb failed: %s" % p.stdout.decode(errors="replace")[:200])
+        flags = read_flags(os.path.join(ctx["bench"], "pure-ftpd.flags"),
+                           dict(PORT=port, RUN_DIR=ctx["run"]))
+        return [self.binary()] + flags, _peer_lib_env(ctx)
+
+
+def sha512_crypt(password):
+    out = subprocess.run(["openssl", "passwd", "-6", password], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, timeout=10).stdout.decode().strip()
+    if not out.startswith("$6$"):
+        raise BenchError("openssl passwd -6 failed")
+    return out
+
+
+class Unftp(ServerDef):
+    def binary(self):
+        return os.path.join(self.ctx["cache"], "unftp", "bin", "unftp")
+
+    def version(self):
+        out = _run_quiet([self.binary(), "--version"]).strip()
+        return out.splitlines()[0] if out else "?"
+
+    def prepare(self, port):
+        ctx = self.ctx
+        with open(os.path.join(ctx["run"], "unftp-users.json"), "w") as f:
+            json.dump([{"username": "bench", "password": "bench"}], f)
+        flags = read_flags(os.path.join(ctx["bench"], "unftp.flags"),
+                           dict(PORT=port, HTTP_PORT=free_port(), ROOT=ctx["data"],
+                                RUN_DIR=ctx["run"]))
+        return [self.binary()] + flags, None
+
+
+SERVER_CLASSES = {"ferroftp": Ferroftp, "vsftpd": Vsftpd, "proftpd": Proftpd,
+                  "pure-ftpd": PureFtpd, "unftp": Unftp}
+
+
+class Running:
+    """One started server process (and its process tree)."""
+
+    def __init__(self, sdef, tag):
+        self.sdef, self.tag = sdef, tag
+        ctx = sdef.ctx
+        self.port = free_port()
+        argv, env = sdef.prepare(self.port)
+        self.log_path = os.path.join(ctx["logs"], "%s-%s.log" % (sdef.name, tag))
+        self.logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd=ctx["run"])
+        _pids_add(ctx, self.proc.pid)
+
+    def log_tail(self, n=3):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read()[-4000:].decode("utf-8", "replace").strip().splitlines()
+            return " | ".join(l.strip() for l in lines[-n:])
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise BenchError("exited with code %s at start: %s" % (rc, self.log_tail()))
+            try:
+                with socket.create_connection((HOST, self.port), timeout=2) as s:
+                    s.settimeout(5)
+                    banner = s.recv(4096)
+                    if banner[:3] == b"220":
+                        try:
+                            s.sendall(b"QUIT\r\n")
+                            s.recv(4096)
+                        except OSError:
+                            pass
+                        return
+                    last = "banner %r" % banner[:60]
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise BenchError("not ready after %.0f s (%s): %s" % (timeout, last, self.log_tail()))
+
+    def settle(self, seconds=1.0):
+        """Waits until the process tree is back to one process or `seconds` pass."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        return len(proc_tree(self.proc.pid))
+
+    def stop(self):
+        pid = self.proc.pid
+        tree = proc_tree(pid) if self.proc.poll() is None else []
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                pass
+            for p in tree:
+                try:
+                    os.kill(p, sig)
+                except ProcessLookupError:
+                    pass
+            try:
+                self.proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # children that were re-parented may linger a moment
+        for p in tree:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.logf.close()
+        _pids_remove(self.sdef.ctx, pid)
+
+
+_PIDS_LOCK = threading.Lock()
+
+
+def _pids_file(ctx):
+    return os.path.join(ctx["run"], "server-pids")
+
+
+def _pids_add(ctx, pid):
+    with _PIDS_LOCK, open(_pids_file(ctx), "a") as f:
+        f.write("%d\n" % pid)
+
+
+def _pids_remove(ctx, pid):
+    with _PIDS_LOCK:
+        try:
+            with open(_pids_file(ctx)) as f:
+                pids = [l.strip() for l in f if l.strip() and l.strip() != str(pid)]
+        except OSError:
+            pids = []
+        with open(_pids_file(ctx), "w") as f:
+            f.write("".join(p + "\n" for p in pids))
+
+
+# --------------------------------------------------------------------------
+# data directory
+
+
+def make_data(ctx, cfg):
+    data = ctx["data"]
+    os.makedirs(data, exist_ok=True)
+    os.chmod(data, 0o755)
+    block = None
+
+    def blob(name, size):
+        nonlocal block
+        path = os.path.join(data, name)
+        if os.path.isfile(path) and os.path.getsize(path) == size:
+            return
+        log("  creating %s (%d MiB)" % (name, size // MIB))
+        if block is None:
+            block = os.urandom(MIB)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            left = size
+            while left > 0:
+                n = min(left, len(block))
+                f.write(block[:n])
+                left -= n
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+
+    blob(big_name(cfg), cfg["big_mib"] * MIB)
+    blob(par_name(cfg), cfg["par_mib"] * MIB)
+
+    sdir = os.path.join(data, small_dir(cfg))
+    os.makedirs(sdir, exist_ok=True)
+    for i in range(cfg["small_files"]):
+        p = os.path.join(sdir, small_name(i))
+        if not (os.path.isfile(p) and os.path.getsize(p) == cfg["small_bytes"]):
+            with open(p, "wb") as f:
+                f.write(os.urandom(cfg["small_bytes"]))
+            os.chmod(p, 0o644)
+
+    ldir = os.path.join(data, list_dir(cfg))
+    n = cfg["list_entries"]
+    if not (os.path.isdir(ldir) and len(os.listdir(ldir)) == n):
+        log("  creating %s/ (%d entries)" % (list_dir(cfg), n))
+        if os.path.isdir(ldir):
+            shutil.rmtree(ldir)
+        os.makedirs(ldir)
+        for i in range(n):
+            with open(os.path.join(ldir, list_name(i)), "wb"):
+                pass
+    os.chmod(ldir, 0o755)
+
+    up = os.path.join(data, "upload")
+    if os.path.isdir(up):
+        shutil.rmtree(up)
+    os.makedirs(up)
+    os.chmod(up, 0o777)
+    try:
+        import pwd
+        pw = pwd.getpwnam(ctx["sys_user"])
+        os.chown(up, pw.pw_uid, pw.pw_gid)
+    except (KeyError, PermissionError):
+        pass
+
+
+def big_name(cfg):
+    return "big-%dM.bin" % cfg["big_mib"]
+
+
+def par_name(cfg):
+    return "par-%dM.bin" % cfg["par_mib"]
+
+
+def small_dir(cfg):
+    return "small-%dx%d" % (cfg["small_files"], cfg["small_bytes"])
+
+
+def small_name(i):
+    return "f%05d.bin" % i
+
+
+def list_dir(cfg):
+    return "list-%d" % cfg["list_entries"]
+
+
+def list_name(i):
+    return "e%07d" % i
+
+
+# --------------------------------------------------------------------------
+# workloads.  Each returns (value, note or None) or raises BenchError.
+
+
+def w_retr(srv, cfg, ctx):
+    size = cfg["big_mib"] * MIB
+    buf = bytearray(SOCKBUF)
+    rates = []
+    for _ in range(cfg["retr_runs"]):
+        deadline = time.monotonic() + 60 + size / (10 * MIB)
+        ctl = Ctl(srv.port)
+        try:
+            ctl.login(srv.sdef.user, srv.sdef.password)
+            t0 = time.monotonic()
+            retr_into(ctl, big_name(cfg), size, deadline, buf)
+            dt = time.monotonic() - t0
+        finally:
+            ctl.quit()
+        rates.append(size / MIB / dt)
+    return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
+
+
+def w_stor(srv, cfg, ctx):
+    size = cfg["stor_mib"] * MIB
+    block = memoryview(os.urandom(SOCKBUF))
+    rates = []
+    for i in range(cfg["stor_runs"]):
+        name = "upload/stor-%s-%d.bin" % (srv.sdef.name, i)
+        local = os.path.join(ctx["data"], name)
+        deadline = time.monotonic() + 60 + size / (10 * MIB)
+        ctl = Ctl(srv.port)
+        try:
+            ctl.login(srv.sdef.user, srv.sdef.password)
+            ctl.cmd("TYPE I", (200,))
+            addr = ctl.pasv()
+            ds = data_socket(addr, 30, rcv=False)
+            try:
+                t0 = time.monotonic()
+                ctl.cmd("STOR " + name, (125, 150))
+                left = size
+                while left > 0:
+                    n = min(left, len(block))
+                    ds.sendall(block[:n])
+                    left -= n
+                    if time.monotonic() > deadline:
+                        raise BenchError("STOR timed out")
+                ds.shutdown(socket.SHUT_WR)
+            finally:
+                ds.close()
+            code, line = ctl.resp()
+            dt = time.monotonic() - t0
+            if code not in (226, 250):
+                raise BenchError("STOR end: %s" % line[:120])
+        finally:
+            ctl.quit()
+        got = os.path.getsize(local) if os.path.exists(local) else -1
+        try:
+            os.remove(local)
+        except OSError:
+            pass
+        if got != size:
+            raise BenchError("STOR stored %d bytes, expected %d" % (got, size))
+        rates.append(size / MIB / dt)
+    return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
+
+
+def curl_base(srv, timeout):
+    return ["curl", "-q", "--silent", "--show-error", "--max-time", "%d" % timeout,
+            "--user", "%s:%s" % (srv.sdef.user, srv.sdef.password)]
+
+
+def w_small(srv, cfg, ctx):
+    if not shutil.which("curl"):
+        raise BenchError("curl not found")
+    n = cfg["small_files"]
+    cfgfile = os.path.join(ctx["run"], "curl-small.cfg")
+    with open(cfgfile, "w") as f:
+        for i in range(n):
+            f.write('url = "ftp://%s:%d/%s/%s"\noutput = "/dev/null"\n'
+                    % (HOST, srv.port, small_dir(cfg), small_name(i)))
+    timeout = 30 + n // 10
+    argv = curl_base(srv, timeout) + ["--config", cfgfile, "--write-out",
+                                      "%{num_connects} %{size_download}\\n"]
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout + 10)
+    except subprocess.TimeoutExpired:
+        raise BenchError("curl timed out")
+    dt = time.monotonic() - t0
+    if p.returncode != 0:
+        raise BenchError("curl exit %d: %s" % (p.returncode, p.stderr.decode(errors="replace").strip()[:200]))
+    rows = [l.split() for l in p.stdout.decode().splitlines() if l.strip()]
+    connects = sum(int(r[0]) for r in rows)
+    got = sum(int(r[1]) for r in rows)
+    if len(rows) != n or got != n * cfg["small_bytes"]:
+        raise BenchError("curl fetched %d files / %d bytes, expected %d / %d"
+                         % (len(rows), got, n, n * cfg["small_bytes"]))
+    # num_connects counts data connections too: one control + one per file
+    note = None if connects == n + 1 else \
+        "curl made %d connections for %d files (expected %d: one control + data)" % (connects, n, n + 1)
+    return n / dt, note
+
+
+def w_parallel(srv, cfg, ctx):
+    nclients = cfg["par_clients"]
+    size = cfg["par_mib"] * MIB
+    timeout = 60 + nclients * size / (10 * MIB)
+    barrier = threading.Barrier(nclients + 1, timeout=60)
+    results = [None] * nclients
+    ends = [0.0] * nclients
+
+    def client(i):
+        ctl = None
+        try:
+            ctl = Ctl(srv.port)
+            ctl.login(srv.sdef.user, srv.sdef.password)
+            buf = bytearray(SOCKBUF)
+            barrier.wait()
+            retr_into(ctl, par_name(cfg), size, time.monotonic() + timeout, buf)
+            ends[i] = time.monotonic()
+            results[i] = True
+        except threading.BrokenBarrierError:
+            results[i] = "barrier broken"
+        except Exception as e:  # noqa: BLE001 - reported in the notes
+            results[i] = "%s: %s" % (type(e).__name__, e)
+            try:
+                barrier.abort()
+            except Exception:  # noqa: BLE001
+                pass
+        finally:
+            if ctl:
+                ctl.quit()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(nclients)]
+    for t in threads:
+        t.start()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        pass
+    t0 = time.monotonic()
+    for t in threads:
+        t.join(max(1.0, timeout - (time.monotonic() - t0)))
+    errors = [r for r in results if r is not True]
+    if errors:
+        first = next((e for e in errors if e and e != "barrier broken"), errors[0])
+        raise BenchError("%d of %d clients failed (%s)" % (len(errors), nclients, first))
+    dt = max(ends) - t0
+    return nclients * size / MIB / dt, None
+
+
+def w_list(srv, cfg, ctx):
+    if not shutil.which("curl"):
+        raise BenchError("curl not found")
+    n = cfg["list_entries"]
+    out = os.path.join(ctx["run"], "list-%s.txt" % srv.sdef.name)
+    timeout = 120
+    argv = curl_base(srv, timeout) + ["--output", out,
+                                      "ftp://%s:%d/%s/" % (HOST, srv.port, list_dir(cfg))]
+    sampler = PeakSampler(srv.proc.pid)
+    sampler.start()
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout + 10)
+    except subprocess.TimeoutExpired:
+        sampler.stop()
+        raise BenchError("curl timed out")
+    dt = time.monotonic() - t0
+    peak = sampler.stop()
+    if p.returncode != 0:
+        raise BenchError("curl exit %d: %s" % (p.returncode, p.stderr.decode(errors="replace").strip()[:200]))
+    pat = re.compile(r"(?:^|\s)e\d{7}\s*$")
+    with open(out, "rb") as f:
+        count = sum(1 for line in f if pat.search(line.decode("latin-1")))
+    os.remove(out)
+    if count != n:
+        raise BenchError("listed %d of %d entries" % (count, n))
+    return (dt, peak / 1024.0), None
+
+
+def _worker_init():
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def _login_worker(port, user, password, seconds):
+    ok = err = 0
+    first_err = None
+    deadline = time.monotonic() + seconds
+    linger = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")
+    while time.monotonic() < deadline:
+        s = None
+        try:
+            s = socket.create_connection((HOST, port), timeout=10)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            rf = s.makefile("rb")
+
+            def reply():
+                line = rf.readline(8192)
+                code = line[:3]
+                if not line:
+                    raise OSError("closed")
+                if line[3:4] == b"-":
+                    for _ in range(1000):
+                        nxt = rf.readline(8192)
+                        if not nxt:
+                            raise OSError("closed")
+                        if nxt[:3] == code and nxt[3:4] == b" ":
+                            break
+                return code
+
+            if reply() != b"220":
+                raise OSError("bad banner")
+            s.sendall(b"USER " + user.encode() + b"\r\n")
+            c = reply()
+            if c == b"331":
+                s.sendall(b"PASS " + password.encode() + b"\r\n")
+                c = reply()
+            if c != b"230":
+                raise OSError("login refused (%s)" % c.decode(errors="replace"))
+            s.sendall(b"QUIT\r\n")
+            reply()
+            rf.close()
+            ok += 1
+        except OSError as e:
+            err += 1
+            if first_err is None:
+                first_err = str(e)
+            time.sleep(0.01)
+        finally:
+            if s is not None:
+                try:
+                    # RST instead of FIN: no TIME_WAIT pile-up on the client side
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                    s.close()
+                except OSError:
+                    pass
+    return ok, err, first_err
+
+
+def w_login(srv, cfg, ctx):
+    workers = cfg["login_workers"]
+    secs = cfg["login_seconds"]
+    mp = multiprocessing.get_context("fork")
+    with mp.Pool(workers, initializer=_worker_init) as pool:
+        t0 = time.monotonic()
+        res = pool.starmap_async(_login_worker, [(srv.port, srv.sdef.user, srv.sdef.password, secs)] * workers)
+        try:
+            results = res.get(timeout=secs + 60)
+        except multiprocessing.TimeoutError:
+            pool.terminate()
+            raise BenchError("login workers did not finish")
+        dt = time.monotonic() - t0
+    ok = sum(r[0] for r in results)
+    err = sum(r[1] for r in results)
+    first = next((r[2] for r in results if r[2]), None)
+    if ok == 0:
+        raise BenchError("no successful login (%s)" % first)
+    note = None
+    if err:
+        note = "%d failed attempts (%s)" % (err, first)
+        if err > ok // 100:
+            raise BenchError(note)
+    return ok / dt, note
+
+
+def w_idle(srv, cfg, ctx):
+    n = cfg["idle_sessions"]
+    pid = srv.proc.pid
+    srv.settle(1.0)
+    before_rss, before_pss = tree_rss_kib(pid), tree_pss_kib(pid)
+    sessions = []
+    lock = threading.Lock()
+    errors = []
+    deadline = time.monotonic() + 60 + n * 0.2
+    todo = list(range(n))
+
+    def opener():
+        while True:
+            with lock:
+                if not todo or time.monotonic() > deadline:
+                    return
+                todo.pop()
+            try:
+                c = Ctl(srv.port, timeout=30)
+                try:
+                    c.login(srv.sdef.user, srv.sdef.password)
+                except Exception:
+                    c.close()
+                    raise
+                with lock:
+                    sessions.append(c)
+            except (OSError, BenchError) as e:
+                with lock:
+                    errors.append(str(e))
+
+    threads = [threading.Thread(target=opener, daemon=True) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(1.0, deadline - time.monotonic() + 5))
+        if len(sessions) != n:
+            raise BenchError("only %d of %d sessions logged in (%s)"
+                             % (len(sessions), n, errors[0] if errors else "timeout"))
+        time.sleep(1.0)
+        # each session must still be alive and answering
+        for c in sessions[:: max(1, n // 20)]:
+            c.cmd("NOOP", (200,))
+        samples = []
+        for _ in range(3):
+            samples.append(tree_rss_kib(pid))
+            time.sleep(0.2)
+        after_rss = statistics.median(samples)
+        after_pss = tree_pss_kib(pid)
+        nproc = len(proc_tree(pid))
+    finally:
+        with lock:
+            for c in sessions:
+                c.close()
+    return ((after_rss - before_rss) / n, (after_pss - before_pss) / n), \
+        "%d server processes with %d sessions" % (nproc, n)
+
+
+WORKLOAD_FUNCS = {"retr": w_retr, "stor": w_stor, "small": w_small,
+                  "parallel": w_parallel, "list": w_list, "login": w_login,
+                  "idle": w_idle}
+
+
+def row_defs(cfg):
+    """(key, workload, label, unit, higher_is_better, decimals)."""
+    def size(mib):
+        return "%d GiB" % (mib // 1024) if mib >= 1024 and mib % 1024 == 0 else "%d MiB" % mib
+    return [
+        ("retr", "retr", "RETR %s, 1 client, 4 MiB socket buffers (median of %d)"
+         % (size(cfg["big_mib"]), cfg["retr_runs"]), "MiB/s", True, 0),
+        ("stor", "stor", "STOR %s (median of %d)" % (size(cfg["stor_mib"]), cfg["stor_runs"]),
+         "MiB/s", True, 0),
+        ("small", "small", "%d files of %d KiB, curl, one control connection"
+         % (cfg["small_files"], cfg["small_bytes"] // 1024), "files/s", True, 0),
+        ("parallel", "parallel", "%d clients each RETR %s at once (aggregate)"
+         % (cfg["par_clients"], size(cfg["par_mib"])), "MiB/s", True, 0),
+        ("list_s", "list", "LIST of %s entries, curl" % format(cfg["list_entries"], ","),
+         "s", False, 3),
+        ("list_mem", "list", "LIST of %s entries: server peak RSS (process tree)"
+         % format(cfg["list_entries"], ","), "MiB", False, 1),
+        ("login", "login", "connect+USER+PASS+QUIT, %d workers x %g s"
+         % (cfg["login_workers"], cfg["login_seconds"]), "logins/s", True, 0),
+        ("idle_rss", "idle", "%d idle logged-in sessions: RSS per session" % cfg["idle_sessions"],
+         "KiB", False, 0),
+        ("idle_pss", "idle", "%d idle logged-in sessions: PSS per session" % cfg["idle_sessions"],
+         "KiB", False, 0),
+    ]
+
+
+def split_value(key, value):
+    if key == "list_s":
+        return value[0]
+    if key == "list_mem":
+        return value[1]
+    if key == "idle_rss":
+        return value[0]
+    if key == "idle_pss":
+        return value[1]
+    return value
+
+
+# --------------------------------------------------------------------------
+# main
+
+
+def fmt(v, decimals):
+    if v is None:
+        return "fail"
+    if decimals == 0:
+        return format(int(round(v)), ",")
+    return "%.*f" % (decimals, v)
+
+
+def build_table(cfg, servers, workloads, results):
+    """results[(server, workload)] = {"ok": bool, "value": ..., "note": ...}"""
+    header = ["workload", "unit"] + servers + ["ferroftp vs best peer"]
+    rows = []
+    for key, wl, label, unit, higher, dec in row_defs(cfg):
+        if wl not in workloads:
+            continue
+        cells = [label, unit]
+        vals = {}
+        for s in servers:
+            r = results.get((s, wl))
+            if r is None:
+                cells.append("-")
+                continue
+            if r["ok"]:
+                vals[s] = split_value(key, r["value"])
+                cells.append(fmt(vals[s], dec))
+            else:
+                cells.append("fail")
+        peers = [vals[s] for s in servers if s != "ferroftp" and s in vals]
+        ratio = "-"
+        if "ferroftp" in vals and peers:
+            ff = vals["ferroftp"]
+            if higher:
+                best = max(peers)
+                ratio = "%.2fx" % (ff / best) if best > 0 else "-"
+            else:
+                best = min(peers)
+                if ff > 0 and best > 0:
+                    ratio = "%.2fx" % (best / ff)
+                elif ff <= 0 < best:
+                    ratio = "ferroftp <= 0"
+        cells.append(ratio)
+        rows.append(cells)
+    return header, rows
+
+
+def markdown_table(header, rows):
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(r) + " |")
+    return "\n".join(out)
+
+
+def text_table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = []
+    for j, r in enumerate([header] + rows):
+        lines.append("  ".join(str(c).ljust(widths[i]) if i < 2 else str(c).rjust(widths[i])
+                               for i, c in enumerate(r)))
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--cache", required=True)
+    ap.add_argument("--only", default=",".join(ALL_SERVERS))
+    ap.add_argument("--workloads", default=",".join(ALL_WORKLOADS))
+    ap.add_argument("--size", choices=sorted(PRESETS), default="full")
+    ap.add_argument("--tls", action="store_true")
+    ap.add_argument("--out", default=None, help="markdown output file")
+    ap.add_argument("--sys-user", default="ftpbench")
+    ap.add_argument("--pam-service", default="ferroftp-bench")
+    args = ap.parse_args()
+
+    servers = [s.strip() for s in args.only.split(",") if s.strip()]
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    bad = [s for s in servers if s not in ALL_SERVERS] + [w for w in workloads if w not in ALL_WORKLOADS]
+    if bad:
+        sys.exit("unknown server/workload: %s (servers: %s; workloads: %s)"
+                 % (", ".join(bad), ", ".join(ALL_SERVERS), ", ".join(ALL_WORKLOADS)))
+    servers = [s for s in ALL_SERVERS if s in servers]
+    workloads = [w for w in ALL_WORKLOADS if w in workloads]
+
+    cfg = dict(PRESETS[args.size])
+    for k, v in list(cfg.items()):
+        env = os.environ.get("FERROFTP_BENCH_" + k.upper())
+        if env:
+            cfg[k] = type(v)(env)
+
+    repo = os.path.abspath(args.repo)
+    bench = os.path.join(repo, "bench")
+    out_dir = os.path.join(bench, "out")
+    ctx = dict(repo=repo, bench=bench, cache=args.cache,
+               data=os.path.join(args.cache, "data"),
+               run=os.path.join(out_dir, "run"), logs=os.path.join(out_dir, "logs"),
+               sys_user=args.sys_user, pam_service=args.pam_service)
+    for d in (ctx["run"], ctx["logs"]):
+        os.makedirs(d, exist_ok=True)
+    os.chmod(ctx["run"], 0o755)
+    with open(_pids_file(ctx), "w"):
+        pass
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            pass
+
+    def on_signal(signum, frame):
+        raise Terminated()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    log("== ferroftp side-by-side benchmark (%s sizes)" % args.size)
+    log("   servers: %s" % ", ".join(servers))
+    log("   workloads: %s" % ", ".join(workloads))
+    log("   sizes: %s" % json.dumps(cfg))
+    log("== data directory %s" % ctx["data"])
+    make_data(ctx, cfg)
+
+    sdefs = {s: SERVER_CLASSES[s](s, ctx) for s in servers}
+    unavailable = {s: d.available() for s, d in sdefs.items()}
+    versions = {}
+    for s, d in sdefs.items():
+        versions[s] = d.version() if not unavailable[s] else "-"
+        log("   %-9s %s" % (s, unavailable[s] or "ready: " + versions[s]))
+
+    results = {}
+    notes = []
+    start_failed = {}
+    started_at = datetime.datetime.now().astimezone()
+    try:
+        for wl in workloads:
+            log("== workload %s" % wl)
+            for s in servers:
+                sdef = sdefs[s]
+                reason = unavailable[s] or start_failed.get(s)
+                if reason:
+                    results[(s, wl)] = dict(ok=False, note=reason)
+                    log("   %-9s fail: %s" % (s, reason))
+                    continue
+                srv = None
+                try:
+                    srv = Running(sdef, wl)
+                    try:
+                        srv.wait_ready()
+                    except BenchError as e:
+                        start_failed[s] = "did not start: %s" % e
+                        raise BenchError(start_failed[s])
+                    t0 = time.monotonic()
+                    value, note = WORKLOAD_FUNCS[wl](srv, cfg, ctx)
+                    if srv.proc.poll() is not None:
+                        raise BenchError("server exited (code %s) during the run" % srv.proc.returncode)
+                    results[(s, wl)] = dict(ok=True, value=value, note=note)
+                    shown = value if not isinstance(value, tuple) else " / ".join("%.3f" % v for v in value)
+                    if isinstance(shown, float):
+                        shown = "%.1f" % shown
+                    log("   %-9s %s  (%.1f s%s)" % (s, shown, time.monotonic() - t0,
+                                                   "; " + note if note else ""))
+                except (BenchError, OSError, subprocess.SubprocessError) as e:
+                    msg = str(e) or type(e).__name__
+                    if isinstance(e, OSError) and not isinstance(e, BenchError):
+                        msg = "%s: %s" % (type(e).__name__, e)
+                    results[(s, wl)] = dict(ok=False, note=msg)
+                    log("   %-9s fail: %s" % (s, msg))
+                finally:
+                    if srv is not None:
+                        srv.stop()
+    except (KeyboardInterrupt, Terminated):
+        log("!! interrupted: servers stopped, writing partial results")
+
+    # ---- report
+    header, rows = build_table(cfg, servers, workloads, results)
+    log("")
+    log(text_table(header, rows))
+    for (s, wl), r in sorted(results.items(), key=lambda kv: (ALL_WORKLOADS.index(kv[0][1]), ALL_SERVERS.index(kv[0][0]))):
+        if r.get("note") and (not r["ok"] or wl in ("list", "login", "small", "idle")):
+            notes.append("%s / %s: %s%s" % (wl, s, "" if r["ok"] else "fail: ", r["note"]))
+    if args.tls:
+        log("\nFTPS rows: not yet (placeholder, nothing measured)")
+    for n in notes:
+        log("  note: " + n)
+
+    kernel = os.uname().release
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    md = []
+    md.append("# ferroftp side-by-side benchmark")
+    md.append("")
+    md.append("Generated by `scripts/bench` on %s." % started_at.strftime("%Y-%m-%d %H:%M %Z"))
+    md.append("")
+    md.append("- machine: `nproc` = %d, %.0f GiB RAM, CPU %s, kernel %s"
+              % (os.cpu_count() or 0, mem_gib, cpu, kernel))
+    md.append("- size preset: %s (%s)" % (args.size, ", ".join("%s=%s" % kv for kv in cfg.items())))
+    md.append("- everything over loopback (127.0.0.1), client and server on the same %d cores; "
+              "data set in the page cache" % (os.cpu_count() or 0))
+    md.append("- versions: " + "; ".join("%s: %s" % (s, versions[s]) for s in servers))
+    md.append("")
+    md.append(markdown_table(header, rows))
+    md.append("")
+    md.append("Ratio column: ferroftp / best peer for throughput rows, best peer / ferroftp "
+              "for seconds and memory rows, so above 1 means ferroftp is ahead. "
+              "MiB = 2^20 bytes. RSS rows sum the RSS of the server's whole process tree "
+              "(forking servers count every session process, shared pages included); "
+              "the PSS row splits shared pages between processes.")
+    md.append("")
+    md.append("FTPS rows: not yet measured.")
+    md.append("")
+    md.append("Setup: every server serves the same data directory on a loopback port picked at "
+              "run time and is restarted for each workload. vsftpd, ProFTPD and Pure-FTPd log in "
+              "the system account `%s` (password `bench`) through PAM / shadow (SHA-512 crypt); "
+              "unFTP and ferroftp log in `bench`/`bench` from their own plaintext user list, so "
+              "the logins/s row includes each server's own password check. Configs: "
+              "bench/vsftpd.conf.in, bench/proftpd.conf.in, bench/pure-ftpd.flags, "
+              "bench/unftp.flags." % args.sys_user)
+    if notes:
+        md.append("")
+        md.append("Notes:")
+        md.append("")
+        for n in notes:
+            md.append("- " + n.replace("|", "\\|"))
+    md.append("")
+    out = args.out or (os.path.join(bench, "RESULTS.md") if args.size != "tiny"
+                       else os.path.join(out_dir, "RESULTS-tiny.md"))
+    with open(out, "w") as f:
+        f.write("\n".join(md))
+    raw = {"date": started_at.isoformat(), "size": args.size, "cfg": cfg,
+           "versions": versions, "kernel": kernel, "nproc": os.cpu_count(),
+           "results": {"%s/%s" % k: v for k, v in results.items()}}
+    with open(os.path.join(out_dir, "results-%s.json" % args.size), "w") as f:
+        json.dump(raw, f, indent=1, default=str)
+    log("\nwrote %s" % out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
