@@ -229,6 +229,11 @@ impl Upload for FsUpload {
         if data.is_empty() {
             return Ok(());
         }
+        if std::env::var_os("BIP").is_some() {
+            let file = self.file.as_mut().unwrap();
+            self.written += data.len() as u64;
+            return tokio::task::block_in_place(|| file.write_all(data)).map_err(Into::into);
+        }
         // Copy first, while the previous chunk is still being written.
         let mut buf = std::mem::take(&mut self.spare);
         buf.clear();
@@ -240,6 +245,7 @@ impl Upload for FsUpload {
             let result = file.write_all(&buf);
             Written { file, buf, result }
         }));
+        if std::env::var_os("SEQ").is_some() { self.settle().await?; }
         Ok(())
     }
 
