@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub storage: StorageSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub tls: TlsSection,
     #[serde(default, rename = "virtual_host")]
     pub virtual_hosts: Vec<VirtualHostEntry>,
 }
@@ -143,6 +145,49 @@ impl Default for AuthSection {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain and private key; both or neither.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Generate a certificate at start (when no cert/key are given).
+    pub self_signed: bool,
+    /// Implicit FTPS listeners (TLS from the first byte).
+    pub implicit_listen: Vec<SocketAddr>,
+    pub require_for_login: bool,
+    pub require_for_data: bool,
+    pub require_session_reuse: bool,
+    pub allow_ccc: bool,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        let p = ftp_server::tls::TlsPolicy::default();
+        TlsSection {
+            cert: None,
+            key: None,
+            self_signed: false,
+            implicit_listen: Vec::new(),
+            require_for_login: p.require_for_login,
+            require_for_data: p.require_for_data,
+            require_session_reuse: p.require_session_reuse,
+            allow_ccc: p.allow_ccc,
+        }
+    }
+}
+
+impl TlsSection {
+    pub fn policy(&self) -> ftp_server::tls::TlsPolicy {
+        ftp_server::tls::TlsPolicy {
+            require_for_login: self.require_for_login,
+            require_for_data: self.require_for_data,
+            require_session_reuse: self.require_session_reuse,
+            allow_ccc: self.allow_ccc,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VirtualHostEntry {
     pub name: String,
@@ -191,6 +236,13 @@ impl FileConfig {
         if self.storage.backend != "fs" {
             return Err(ConfigError::Invalid(format!("storage.backend: unknown backend {:?} (known: \"fs\")", self.storage.backend)));
         }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid("tls.cert and tls.key go together".into()));
+        }
+        let tls_on = self.tls.cert.is_some() || self.tls.self_signed;
+        if !tls_on && (!self.tls.implicit_listen.is_empty() || self.tls.require_for_login || self.tls.require_for_data) {
+            return Err(ConfigError::Invalid("tls: implicit_listen and require_* need a certificate (tls.cert and tls.key, or tls.self_signed)".into()));
+        }
         if !matches!(self.auth.failed_login_reply, 430 | 530) {
             return Err(ConfigError::Invalid("auth.failed_login_reply must be 530 or 430".into()));
         }
@@ -226,6 +278,7 @@ impl FileConfig {
             transfer_buffer_size: self.server.transfer_buffer_size,
             virtual_hosts: self.virtual_hosts.iter().map(|h| VirtualHost { name: h.name.clone(), enabled: h.enabled }).collect(),
             max_stat_entries: self.limits.max_stat_entries,
+            tls: None,
         })
     }
 

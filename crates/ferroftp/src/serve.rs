@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::Args;
 use ftp_auth::UserDb;
 use ftp_proto::FtpPath;
-use ftp_server::Server;
+use ftp_server::tls::{CertSource, TlsProvider};
+use ftp_server::{Server, TlsConfig};
 use ftp_storage_fs::FsBackend;
 
 use crate::config::{parse_port_range, FileConfig};
@@ -43,6 +44,31 @@ pub struct ServeArgs {
     /// Seconds a logged-in session may stay idle.
     #[arg(long, value_name = "SECONDS")]
     idle_timeout: Option<u64>,
+    /// TLS certificate chain (PEM) for FTPS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Offer FTPS with a certificate generated at start (its SHA-256
+    /// fingerprint is printed).
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Also listen for implicit FTPS (TLS from the first byte) here.
+    #[arg(long = "implicit-tls-listen", value_name = "ADDR:PORT")]
+    implicit_tls_listen: Vec<SocketAddr>,
+    /// Accept PROT P data connections that do not resume the control
+    /// connection's TLS session (for clients that cannot, like Python's
+    /// ftplib).
+    #[arg(long)]
+    no_tls_session_reuse: bool,
+}
+
+impl ServeArgs {
+    /// `ferroftp serve` with nothing else: the embedded default.
+    fn is_bare(&self) -> bool {
+        self.config.is_none() && self.listen.is_empty() && self.root.is_none() && self.users.is_empty() && !self.anonymous
+    }
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -64,6 +90,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(s) = args.idle_timeout {
         config.idle_timeout = Duration::from_secs(s);
     }
+    config.tls = tls_config(&args, &file)?;
 
     let root = args.root.clone().unwrap_or_else(|| file.storage.root.clone());
     std::fs::create_dir_all(&root).map_err(|e| format!("storage root {}: {e}", root.display()))?;
@@ -89,12 +116,22 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         users.enable_anonymous(home);
     }
 
+    let tls = config.tls.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        if let Some(tls) = &tls {
+            tokio::spawn(reload_on_sighup(Arc::clone(&tls.provider)));
+        }
         let server = Server::bind(config, backend, Arc::new(users)).await?;
         let mut out = std::io::stdout().lock();
         for addr in server.local_addrs() {
             writeln!(out, "ferroftp: listening on ftp://{addr} (storage root {})", root.display())?;
+        }
+        for addr in server.implicit_tls_addrs() {
+            writeln!(out, "ferroftp: listening on ftps://{addr} (implicit TLS)")?;
+        }
+        if let Some(tls) = &tls {
+            writeln!(out, "ferroftp: FTPS certificate SHA-256 fingerprint {}", tls.provider.fingerprint())?;
         }
         if let Some(password) = generated {
             writeln!(out, "ferroftp: user {DEFAULT_USER}, password {password}")?;
@@ -104,6 +141,44 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         server.run_until(shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// FTPS from the flags, else the file; the embedded default offers
+/// explicit FTPS with a self-signed certificate.
+fn tls_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TlsConfig>, Box<dyn std::error::Error>> {
+    let source = match (&args.tls_cert, &args.tls_key, &file.tls.cert, &file.tls.key) {
+        (Some(cert), Some(key), _, _) | (None, None, Some(cert), Some(key)) => Some(CertSource::Files { cert: cert.clone(), key: key.clone() }),
+        _ if args.tls_self_signed || file.tls.self_signed || args.is_bare() => {
+            Some(CertSource::SelfSigned { names: vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()] })
+        }
+        _ => None,
+    };
+    let Some(source) = source else {
+        if !args.implicit_tls_listen.is_empty() {
+            return Err("--implicit-tls-listen needs a certificate: --tls-cert/--tls-key or --tls-self-signed".into());
+        }
+        return Ok(None);
+    };
+    let mut policy = file.tls.policy();
+    if args.no_tls_session_reuse {
+        policy.require_session_reuse = false;
+    }
+    let mut implicit_listen = file.tls.implicit_listen.clone();
+    if !args.implicit_tls_listen.is_empty() {
+        implicit_listen = args.implicit_tls_listen.clone();
+    }
+    Ok(Some(TlsConfig { provider: Arc::new(TlsProvider::new(source)?), policy, implicit_listen }))
+}
+
+/// SIGHUP re-reads the certificate files without a restart.
+async fn reload_on_sighup(provider: Arc<TlsProvider>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        match provider.reload() {
+            Ok(()) => tracing::info!(fingerprint = %provider.fingerprint(), "TLS certificate reloaded"),
+            Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+        }
+    }
 }
 
 fn init_logging() {

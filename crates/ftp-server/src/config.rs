@@ -4,7 +4,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::tls::{TlsPolicy, TlsProvider};
 
 /// The reply to a failed login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +24,15 @@ pub struct VirtualHost {
     pub name: String,
     /// A disabled host exists but answers 434.
     pub enabled: bool,
+}
+
+/// FTPS: the certificate, the policy, and implicit-TLS listeners.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub provider: Arc<TlsProvider>,
+    pub policy: TlsPolicy,
+    /// Listeners where TLS starts at connect (implicit FTPS, port 990).
+    pub implicit_listen: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +70,8 @@ pub struct ServerConfig {
     pub virtual_hosts: Vec<VirtualHost>,
     /// Entries STAT <dir> sends over the control connection at most.
     pub max_stat_entries: usize,
+    /// FTPS; `None` answers AUTH with 504.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +93,7 @@ impl Default for ServerConfig {
             transfer_buffer_size: 256 * 1024,
             virtual_hosts: Vec::new(),
             max_stat_entries: 10_000,
+            tls: None,
         }
     }
 }

@@ -16,13 +16,15 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 
+use crate::tls::MaybeTls;
+
 /// A data connection waiting to be used by the next transfer command.
 pub(crate) enum DataSetup {
     None,
     Passive(PassiveListener),
     Active { target: SocketAddr, local_ip: IpAddr },
     /// A connection kept open after a MODE B transfer (RFC 959 §3.4.2).
-    Open(TcpStream),
+    Open(MaybeTls),
 }
 
 impl DataSetup {
@@ -131,11 +133,12 @@ fn random_u32() -> u32 {
 }
 
 /// Turns the setup into a connected stream: waits for the passive peer or
-/// connects to the active target.
-pub(crate) async fn establish(setup: DataSetup, timeout: Duration) -> io::Result<TcpStream> {
+/// connects to the active target. The flag is true for a new connection
+/// (false for one kept open by MODE B, whose TLS is already set up).
+pub(crate) async fn establish(setup: DataSetup, timeout: Duration) -> io::Result<(MaybeTls, bool)> {
     let stream = match setup {
         DataSetup::None => return Err(io::Error::new(io::ErrorKind::NotConnected, "no data connection set up")),
-        DataSetup::Open(s) => s,
+        DataSetup::Open(s) => return Ok((s, false)),
         DataSetup::Passive(p) => p.connection().await?,
         DataSetup::Active { target, local_ip } => {
             let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
@@ -152,5 +155,5 @@ pub(crate) async fn establish(setup: DataSetup, timeout: Duration) -> io::Result
         }
     };
     let _ = stream.set_nodelay(true);
-    Ok(stream)
+    Ok((MaybeTls::Plain(stream), true))
 }

@@ -15,6 +15,8 @@
 //! - `transfer`: RETR/STOR/LIST as cancellable tasks, so ABOR, STAT and
 //!   QUIT work while they run; TYPE A, MODE B and STRU P encodings.
 //! - `replies`: storage and auth errors turned into replies in one place.
+//! - [`tls`]: FTPS with rustls: certificates, per-session configs binding
+//!   data connections to their control session, plain-or-TLS streams.
 //! - `net`: socket options (TCP_NODELAY, SO_OOBINLINE) and sendfile.
 
 mod commands;
@@ -25,7 +27,8 @@ pub mod listener;
 mod net;
 mod replies;
 mod session;
+pub mod tls;
 mod transfer;
 
-pub use config::{FailedLoginReply, ServerConfig, VirtualHost};
+pub use config::{FailedLoginReply, ServerConfig, TlsConfig, VirtualHost};
 pub use listener::Server;

@@ -20,7 +20,8 @@ use crate::session::{Session, Shared};
 
 /// A bound server, ready to run.
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    /// Each listener, and whether it is for implicit FTPS.
+    listeners: Vec<(TcpListener, bool)>,
     shared: Arc<Shared>,
 }
 
@@ -30,7 +31,10 @@ impl Server {
     pub async fn bind(config: ServerConfig, backend: Arc<dyn Backend>, auth: Arc<dyn Authenticator>) -> io::Result<Server> {
         let mut listeners = Vec::new();
         for addr in &config.listen {
-            listeners.push(bind_listener(*addr)?);
+            listeners.push((bind_listener(*addr)?, false));
+        }
+        for addr in config.tls.iter().flat_map(|t| &t.implicit_listen) {
+            listeners.push((bind_listener(*addr)?, true));
         }
         Ok(Server {
             listeners,
@@ -38,16 +42,26 @@ impl Server {
         })
     }
 
+    /// The explicit (plain, AUTH TLS) listeners' addresses.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.addrs(false)
+    }
+
+    /// The implicit-FTPS listeners' addresses.
+    pub fn implicit_tls_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(true)
+    }
+
+    fn addrs(&self, implicit: bool) -> Vec<SocketAddr> {
+        self.listeners.iter().filter(|(_, i)| *i == implicit).filter_map(|(l, _)| l.local_addr().ok()).collect()
     }
 
     /// Serves until `shutdown` resolves; then stops accepting and closes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let slots = Arc::new(Semaphore::new(self.shared.config.max_sessions));
         let mut accepts = JoinSet::new();
-        for listener in self.listeners {
-            accepts.spawn(accept_loop(listener, Arc::clone(&self.shared), Arc::clone(&slots)));
+        for (listener, implicit) in self.listeners {
+            accepts.spawn(accept_loop(listener, Arc::clone(&self.shared), Arc::clone(&slots), implicit));
         }
         shutdown.await;
         accepts.shutdown().await;
@@ -62,7 +76,7 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, slots: Arc<Semaphore>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, slots: Arc<Semaphore>, implicit_tls: bool) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -87,7 +101,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, slots: Arc<Sema
         };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            Session::new(shared, stream, peer, local).run().await;
+            Session::new(shared, stream, peer, local, implicit_tls).run().await;
             drop(permit);
         });
     }

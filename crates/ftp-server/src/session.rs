@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use crate::config::ServerConfig;
 use crate::data::DataSetup;
 use crate::gate::{self, GateView};
+use crate::tls::{self, MaybeTls};
 use crate::transfer::TransferOutcome;
 
 /// What every session shares: configuration, storage and authentication.
@@ -115,8 +116,9 @@ pub(crate) enum Flow {
 
 /// The control connection: the socket, its line decoder and reply output.
 pub(crate) struct Control {
-    stream: TcpStream,
+    pub stream: MaybeTls,
     decoder: LineDecoder,
+    decoder_max: usize,
     read_buf: Vec<u8>,
     out: Vec<u8>,
 }
@@ -131,6 +133,12 @@ impl Control {
     /// Writes raw, already-encoded reply bytes (streamed STAT listings).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes).await
+    }
+
+    /// Drops every byte received but not yet run: after AUTH TLS, whatever
+    /// a client pipelined in plaintext must never be executed.
+    pub fn discard_pending_input(&mut self) {
+        self.decoder = LineDecoder::new(self.decoder_max);
     }
 
     async fn read_more(&mut self) -> std::io::Result<usize> {
@@ -160,6 +168,15 @@ pub(crate) struct Session {
     pub epsv_all: bool,
     pub utf8: bool,
     pub facts: FactSet,
+    /// The TLS config of this session once the control connection is in
+    /// TLS; data connections under PROT P use it too.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Implicit FTPS: TLS from the first byte.
+    pub implicit_tls: bool,
+    /// PBSZ was given (RFC 4217 §9: PROT needs it first).
+    pub pbsz: bool,
+    /// PROT P: data connections use TLS.
+    pub prot_private: bool,
     pub transfer: Option<RunningTransfer>,
     /// QUIT arrived during a transfer: close once it ends (232 sent).
     pub quit_pending: bool,
@@ -170,14 +187,15 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, local: SocketAddr) -> Session {
+    pub fn new(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, local: SocketAddr, implicit_tls: bool) -> Session {
         let max_line = shared.config.max_line_length;
         let now = Instant::now();
         Session {
             shared,
             ctl: Control {
-                stream,
+                stream: MaybeTls::Plain(stream),
                 decoder: LineDecoder::new(max_line),
+                decoder_max: max_line,
                 read_buf: vec![0; 4096],
                 out: Vec::with_capacity(256),
             },
@@ -196,6 +214,10 @@ impl Session {
             epsv_all: false,
             utf8: true,
             facts: FactSet::default(),
+            tls: None,
+            implicit_tls,
+            pbsz: implicit_tls,
+            prot_private: implicit_tls,
             transfer: None,
             quit_pending: false,
             deferred: VecDeque::new(),
@@ -227,6 +249,9 @@ impl Session {
 
     /// Runs the session until QUIT, a timeout, or the client goes away.
     pub async fn run(mut self) {
+        if self.implicit_tls && !self.start_tls().await {
+            return;
+        }
         let greeting = self.shared.config.greeting.clone();
         self.reply(ReplyCode::ServiceReady, greeting).await;
         while self.step().await == Flow::Continue {}
@@ -275,6 +300,40 @@ impl Session {
                 };
                 self.reply(ReplyCode::ServiceNotAvailable, text).await;
                 Flow::Close
+            }
+        }
+    }
+
+    /// Turns the control connection into TLS (AUTH TLS, or implicit FTPS at
+    /// connect). False when the handshake failed: the session must end.
+    pub async fn start_tls(&mut self) -> bool {
+        let Some(tls_config) = &self.shared.config.tls else { return false };
+        let config = match tls_config.provider.session_config() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "TLS session config");
+                return false;
+            }
+        };
+        self.ctl.discard_pending_input();
+        let MaybeTls::Plain(tcp) = std::mem::replace(&mut self.ctl.stream, MaybeTls::Detached) else {
+            return false;
+        };
+        let deadline = self.connected_at + self.shared.config.login_timeout;
+        let handshake = tokio::time::timeout_at(deadline.max(Instant::now() + self.shared.config.data_connection_timeout).into(), tls::accept(Arc::clone(&config), tcp));
+        match handshake.await {
+            Ok(Ok(stream)) => {
+                self.ctl.stream = MaybeTls::Tls(Box::new(stream));
+                self.tls = Some(config);
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "control TLS handshake failed");
+                false
+            }
+            Err(_) => {
+                tracing::debug!(peer = %self.peer, "control TLS handshake timed out");
+                false
             }
         }
     }

@@ -24,19 +24,19 @@ use ftp_proto::page::{self, PageDecoder, PageEvent};
 use ftp_proto::{Reply, ReplyCode};
 use ftp_storage::{DirEntry, DirStream, FileRead, StorageError, Upload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::data::{self, DataSetup};
 use crate::net;
 use crate::replies;
 use crate::session::TransferParams;
+use crate::tls::{self, MaybeTls};
 
 /// How a transfer ended: the final reply, and for MODE B a data connection
 /// that stays open for the next transfer.
 pub(crate) struct TransferOutcome {
     pub reply: Reply,
-    pub keep_open: Option<TcpStream>,
+    pub keep_open: Option<MaybeTls>,
 }
 
 impl TransferOutcome {
@@ -76,6 +76,14 @@ pub(crate) struct TransferContext {
     pub progress: Arc<AtomicU64>,
     pub marks: mpsc::Sender<Reply>,
     pub cancel: oneshot::Receiver<()>,
+    /// PROT P: TLS on the data connection, with the control session's
+    /// config (see `tls`).
+    pub protection: Option<DataProtection>,
+}
+
+pub(crate) struct DataProtection {
+    pub config: Arc<rustls::ServerConfig>,
+    pub require_session_reuse: bool,
 }
 
 /// Why a transfer stopped early.
@@ -87,6 +95,12 @@ enum Stop {
     Page(page::PageError),
     /// The data connection closed before the MODE B end-of-file block.
     Truncated,
+    /// No data connection could be made (425).
+    NoConnection,
+    /// PROT P, but the data connection's TLS handshake failed (522).
+    TlsRequired,
+    /// PROT P, but the handshake did not resume the control session (522).
+    SessionNotResumed,
 }
 
 impl Stop {
@@ -100,6 +114,12 @@ impl Stop {
             }
             Stop::Truncated => Reply::new(ReplyCode::ConnectionClosedTransferAborted, "Data connection closed before end of file; transfer aborted"),
             Stop::Storage(e) => replies::storage_error(e),
+            Stop::NoConnection => Reply::new(ReplyCode::CantOpenDataConnection, "Can't open data connection"),
+            Stop::TlsRequired => Reply::new(ReplyCode::NetworkProtocolNotSupported, "TLS handshake on the data connection failed; PROT P needs TLS"),
+            Stop::SessionNotResumed => Reply::new(
+                ReplyCode::NetworkProtocolNotSupported,
+                "Data connection must resume the TLS session of the control connection",
+            ),
             Stop::Page(page::PageError::UnknownType(t)) => Reply::new(ReplyCode::PageTypeUnknown, format!("Requested action aborted: page type {t} unknown")),
             Stop::Page(page::PageError::BadHeaderLength(n)) => Reply::new(ReplyCode::PageTypeUnknown, format!("Requested action aborted: bad page header length {n}")),
         }
@@ -141,24 +161,26 @@ impl From<StorageError> for StopCause {
 
 pub(crate) async fn run(job: Job, mut ctx: TransferContext) -> TransferOutcome {
     let connect = data::establish(std::mem::replace(&mut ctx.data, DataSetup::None), ctx.connect_timeout);
-    let stream = tokio::select! {
+    let connected = tokio::select! {
         biased;
-        _ = &mut ctx.cancel => Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled")),
-        r = connect => r,
+        _ = &mut ctx.cancel => Err(Stop::Cancelled),
+        r = connect => r.map_err(|e| {
+            tracing::debug!(error = %e, "data connection not established");
+            Stop::NoConnection
+        }),
+    };
+    let stream = match connected {
+        Ok((stream, true)) => protect(stream, &mut ctx).await,
+        Ok((stream, false)) => Ok(stream),
+        Err(stop) => Err(stop),
     };
     let stream = match stream {
         Ok(s) => s,
-        Err(e) => {
-            tracing::debug!(error = %e, "data connection not established");
+        Err(stop) => {
             if let Job::Stor { upload, .. } = job {
                 let _ = upload.abort().await;
             }
-            let reply = if e.kind() == io::ErrorKind::Interrupted {
-                Stop::Cancelled.reply()
-            } else {
-                Reply::new(ReplyCode::CantOpenDataConnection, "Can't open data connection")
-            };
-            return TransferOutcome::failed(reply);
+            return TransferOutcome::failed(stop.reply());
         }
     };
     match job {
@@ -168,8 +190,32 @@ pub(crate) async fn run(job: Job, mut ctx: TransferContext) -> TransferOutcome {
     }
 }
 
+/// Runs the TLS handshake on a new data connection under PROT P and checks
+/// that it resumed the control session when the policy says so.
+async fn protect(stream: MaybeTls, ctx: &mut TransferContext) -> Result<MaybeTls, Stop> {
+    let Some(protection) = &ctx.protection else { return Ok(stream) };
+    let MaybeTls::Plain(tcp) = stream else { return Ok(stream) };
+    let handshake = tls::accept(Arc::clone(&protection.config), tcp);
+    let tls = tokio::select! {
+        biased;
+        _ = &mut ctx.cancel => return Err(Stop::Cancelled),
+        r = tokio::time::timeout(ctx.connect_timeout, handshake) => match r {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "data TLS handshake failed");
+                return Err(Stop::TlsRequired);
+            }
+            Err(_) => return Err(Stop::TlsRequired),
+        },
+    };
+    if protection.require_session_reuse && !tls::resumed(&tls) {
+        return Err(Stop::SessionNotResumed);
+    }
+    Ok(MaybeTls::Tls(Box::new(tls)))
+}
+
 /// The final reply of a successful send; MODE B keeps the connection.
-async fn finish_send(mut stream: TcpStream, mode: TransferMode) -> TransferOutcome {
+async fn finish_send(mut stream: MaybeTls, mode: TransferMode) -> TransferOutcome {
     if mode == TransferMode::Block {
         return TransferOutcome {
             reply: Reply::new(ReplyCode::DataConnectionOpenNoTransfer, "Transfer complete; data connection kept open (MODE B)"),
@@ -252,14 +298,14 @@ impl SendEncoder {
     }
 }
 
-async fn send_file(mut stream: TcpStream, mut source: Box<dyn FileRead>, offset: u64, mut ctx: TransferContext) -> TransferOutcome {
+async fn send_file(mut stream: MaybeTls, mut source: Box<dyn FileRead>, offset: u64, mut ctx: TransferContext) -> TransferOutcome {
     let mut encoder = SendEncoder::new(ctx.params);
     let stall = ctx.stall_timeout;
     let result: Result<(), Stop> = async {
-        if let (true, Some(fd)) = (encoder.is_identity(), source.sendfile_fd()) {
+        if let (true, Some(fd), Some(tcp)) = (encoder.is_identity(), source.sendfile_fd(), stream.as_plain()) {
             let mut pos = offset;
             loop {
-                let n = guarded(&mut ctx.cancel, stall, net::sendfile(&stream, fd, &mut pos, 1 << 20)).await?;
+                let n = guarded(&mut ctx.cancel, stall, net::sendfile(tcp, fd, &mut pos, 1 << 20)).await?;
                 if n == 0 {
                     return Ok(());
                 }
@@ -303,7 +349,7 @@ struct ReceiveDecoder {
 }
 
 async fn receive_file(
-    mut stream: TcpStream,
+    mut stream: MaybeTls,
     mut upload: Box<dyn Upload>,
     offset: u64,
     unique_name: Option<String>,
@@ -446,7 +492,7 @@ async fn store_chunk(
     Ok(total)
 }
 
-async fn send_listing(mut stream: TcpStream, listing: Listing, format: ListFormat, mut ctx: TransferContext) -> TransferOutcome {
+async fn send_listing(mut stream: MaybeTls, listing: Listing, format: ListFormat, mut ctx: TransferContext) -> TransferOutcome {
     let stall = ctx.stall_timeout;
     let now = SystemTime::now();
     let mut out = Vec::with_capacity(64 * 1024);
@@ -494,7 +540,7 @@ async fn send_listing(mut stream: TcpStream, listing: Listing, format: ListForma
 }
 
 async fn flush_listing(
-    stream: &mut TcpStream,
+    stream: &mut MaybeTls,
     encoder: &mut SendEncoder,
     out: &mut Vec<u8>,
     wire: &mut Vec<u8>,

@@ -19,6 +19,9 @@ impl Session {
         .map(|f| format!(" {f}"))
         .collect();
         lines.push(format!(" {}", self.facts.feat_line()));
+        if self.shared.config.tls.is_some() {
+            lines.extend([" AUTH TLS".to_string(), " PBSZ".to_string(), " PROT".to_string()]);
+        }
         lines.sort();
         self.send(Reply::multiline(ReplyCode::SystemStatus, "Extensions supported:", lines, "End")).await;
     }

@@ -18,6 +18,10 @@ impl Session {
             self.reply(ReplyCode::ArgumentSyntaxError, "User name must be UTF-8").await;
             return;
         };
+        if self.tls.is_none() && self.shared.config.tls.as_ref().is_some_and(|t| t.policy.require_for_login) {
+            self.reply(ReplyCode::RequestDeniedForPolicy, "Policy requires TLS; send AUTH TLS first").await;
+            return;
+        }
         self.log_out();
         let guest = self.shared.auth.is_anonymous_name(name);
         self.login = Login::AwaitingPassword { name: name.to_string() };
@@ -122,6 +126,10 @@ impl Session {
     /// transfer has finished by now.
     pub(super) async fn cmd_rein(&mut self) {
         self.log_out();
+        // The control connection stays in TLS; the data protection level
+        // starts over (RFC 4217 §11).
+        self.pbsz = self.implicit_tls;
+        self.prot_private = self.implicit_tls;
         self.host = None;
         self.utf8 = true;
         self.epsv_all = false;
@@ -138,6 +146,11 @@ impl Session {
         }
         self.reply(ReplyCode::ClosingControlConnection, "Goodbye").await;
         Flow::Close
+    }
+
+    /// Forgets any login (after AUTH TLS changes the security state).
+    pub(super) fn reset_login(&mut self) {
+        self.log_out();
     }
 
     fn log_out(&mut self) {

@@ -71,11 +71,11 @@ impl Session {
             Command::Mdtm(path) => self.cmd_mdtm(&path).await,
             Command::Mfmt { time, path } => self.cmd_mfmt(time, &path).await,
             Command::Host(name) => self.cmd_host(&name).await,
-            Command::Auth(mechanism) => self.cmd_auth(&mechanism).await,
+            Command::Auth(mechanism) => return self.cmd_auth(&mechanism).await,
             Command::Adat(_) => self.cmd_adat().await,
             Command::Pbsz(_) => self.cmd_pbsz().await,
             Command::Prot(level) => self.cmd_prot(level).await,
-            Command::Ccc => self.cmd_ccc().await,
+            Command::Ccc => return self.cmd_ccc().await,
             Command::Mic(_) | Command::Conf(_) | Command::Enc(_) => self.cmd_protected().await,
         }
         Flow::Continue

@@ -1,34 +1,134 @@
-//! RFC 2228 security commands. Without TLS configured, AUTH names a
-//! mechanism this server does not offer (504), and the commands that need
-//! an established security exchange are out of sequence (503).
+//! RFC 2228 security commands as RFC 4217 profiles them for TLS: AUTH,
+//! PBSZ, PROT, CCC; ADAT, MIC, CONF and ENC have no use with TLS.
+
+use std::time::Duration;
 
 use ftp_proto::command::ProtLevel;
 use ftp_proto::ReplyCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::session::Session;
+use crate::session::{Flow, Session};
+use crate::tls::MaybeTls;
+
+/// How long CCC waits for the client's close_notify.
+const CCC_CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(10);
 
 impl Session {
-    pub(super) async fn cmd_auth(&mut self, mechanism: &str) {
-        self.reply(ReplyCode::ParameterNotImplemented, format!("AUTH {mechanism} not available")).await;
+    fn tls_policy(&self) -> Option<&crate::tls::TlsPolicy> {
+        self.shared.config.tls.as_ref().map(|t| &t.policy)
+    }
+
+    /// AUTH TLS (and its aliases SSL, TLS-C, TLS-P): 234, then the
+    /// handshake. Anything the client pipelined after AUTH is discarded.
+    pub(super) async fn cmd_auth(&mut self, mechanism: &str) -> Flow {
+        if self.shared.config.tls.is_none() {
+            self.reply(ReplyCode::ParameterNotImplemented, format!("AUTH {mechanism} not available: TLS is not configured")).await;
+            return Flow::Continue;
+        }
+        if !matches!(mechanism, "TLS" | "SSL" | "TLS-C" | "TLS-P") {
+            self.reply(ReplyCode::ParameterNotImplemented, format!("AUTH {mechanism} not supported; use AUTH TLS")).await;
+            return Flow::Continue;
+        }
+        if self.tls.is_some() {
+            self.reply(ReplyCode::BadSequence, "Already using TLS").await;
+            return Flow::Continue;
+        }
+        self.reply(ReplyCode::SecurityDataExchangeComplete, format!("AUTH {mechanism} successful; start TLS negotiation")).await;
+        if !self.start_tls().await {
+            return Flow::Close;
+        }
+        // RFC 4217 §4: security state changes reset the login.
+        self.reset_login();
+        Flow::Continue
     }
 
     pub(super) async fn cmd_adat(&mut self) {
-        self.reply(ReplyCode::BadSequence, "ADAT needs AUTH first").await;
+        if self.tls.is_some() {
+            self.reply(ReplyCode::BadSequence, "ADAT is not used with TLS").await;
+        } else {
+            self.reply(ReplyCode::BadSequence, "ADAT needs AUTH first").await;
+        }
     }
 
+    /// PBSZ: TLS has no buffer size; RFC 4217 §8 answers PBSZ=0.
     pub(super) async fn cmd_pbsz(&mut self) {
-        self.reply(ReplyCode::BadSequence, "PBSZ needs AUTH first").await;
+        if self.tls.is_none() {
+            self.reply(ReplyCode::BadSequence, "PBSZ needs AUTH first").await;
+            return;
+        }
+        self.pbsz = true;
+        self.reply(ReplyCode::CommandOkay, "PBSZ=0").await;
     }
 
-    pub(super) async fn cmd_prot(&mut self, _level: ProtLevel) {
-        self.reply(ReplyCode::BadSequence, "PROT needs AUTH and PBSZ first").await;
+    /// PROT C or P (S and E cannot be provided by TLS: 536).
+    pub(super) async fn cmd_prot(&mut self, level: ProtLevel) {
+        if self.tls.is_none() || !self.pbsz {
+            self.reply(ReplyCode::BadSequence, "PROT needs AUTH and PBSZ first").await;
+            return;
+        }
+        match level {
+            ProtLevel::Private => {
+                self.prot_private = true;
+                self.reply(ReplyCode::CommandOkay, "Protection level set to P").await;
+            }
+            ProtLevel::Clear if self.tls_policy().is_some_and(|p| p.require_for_data) => {
+                self.reply(ReplyCode::ProtectionPolicyRefused, "PROT C not allowed: data connections must be protected").await;
+            }
+            ProtLevel::Clear => {
+                self.prot_private = false;
+                self.reply(ReplyCode::CommandOkay, "Protection level set to C").await;
+            }
+            ProtLevel::Safe | ProtLevel::Confidential => {
+                self.reply(ReplyCode::ProtectionLevelNotSupported, "PROT S and E are not supported by TLS").await;
+            }
+        }
     }
 
-    pub(super) async fn cmd_ccc(&mut self) {
-        self.reply(ReplyCode::CommandProtectionLevelDenied, "Control connection is not protected").await;
+    /// CCC (RFC 4217 §6): back to a plain control connection, after both
+    /// sides exchange close_notify. Refused unless the site allows it.
+    pub(super) async fn cmd_ccc(&mut self) -> Flow {
+        if self.tls.is_none() || self.implicit_tls {
+            self.reply(ReplyCode::CommandProtectionLevelDenied, "Control connection is not protected by AUTH TLS").await;
+            return Flow::Continue;
+        }
+        if !self.tls_policy().is_some_and(|p| p.allow_ccc) {
+            self.reply(ReplyCode::CommandProtectionLevelDenied, "CCC not allowed by policy").await;
+            return Flow::Continue;
+        }
+        self.reply(ReplyCode::CommandOkay, "CCC ok; the control connection is now clear").await;
+        let MaybeTls::Tls(mut tls) = std::mem::replace(&mut self.ctl.stream, MaybeTls::Detached) else {
+            return Flow::Close;
+        };
+        tls.get_mut().1.send_close_notify();
+        if tls.flush().await.is_err() {
+            return Flow::Close;
+        }
+        let (mut tcp, _) = tls.into_inner();
+        // The client answers with its own close_notify: one TLS record to
+        // read and drop before the plaintext commands start.
+        let skip = async {
+            let mut header = [0u8; 5];
+            tcp.read_exact(&mut header).await?;
+            let len = u16::from_be_bytes([header[3], header[4]]) as usize;
+            let mut body = vec![0u8; len];
+            tcp.read_exact(&mut body).await?;
+            Ok::<_, std::io::Error>(())
+        };
+        match tokio::time::timeout(CCC_CLOSE_NOTIFY_WAIT, skip).await {
+            Ok(Ok(())) => {
+                self.ctl.stream = MaybeTls::Plain(tcp);
+                self.ctl.discard_pending_input();
+                Flow::Continue
+            }
+            _ => Flow::Close,
+        }
     }
 
     pub(super) async fn cmd_protected(&mut self) {
-        self.reply(ReplyCode::BadSequence, "No security mechanism established; send AUTH first").await;
+        if self.tls.is_some() {
+            self.reply(ReplyCode::CommandNotImplemented, "MIC, CONF and ENC are not used with TLS").await;
+        } else {
+            self.reply(ReplyCode::BadSequence, "No security mechanism established; send AUTH first").await;
+        }
     }
 }

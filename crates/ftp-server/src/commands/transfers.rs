@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::data::DataSetup;
 use crate::session::{RunningTransfer, Session};
-use crate::transfer::{self, Job, ListFormat, Listing, TransferContext};
+use crate::transfer::{self, DataProtection, Job, ListFormat, Listing, TransferContext};
 
 /// Tries at finding a free unique name for STOU.
 const STOU_ATTEMPTS: usize = 16;
@@ -25,6 +25,11 @@ impl Session {
     async fn require_data_setup(&mut self) -> bool {
         if matches!(self.data, DataSetup::None) {
             self.reply(ReplyCode::CantOpenDataConnection, "Use PORT, PASV, EPRT or EPSV first").await;
+            return false;
+        }
+        let must_protect = self.shared.config.tls.as_ref().is_some_and(|t| t.policy.require_for_data);
+        if must_protect && !self.prot_private {
+            self.reply(ReplyCode::ProtectionPolicyRefused, "Data connections must be protected: use PBSZ 0 and PROT P").await;
             return false;
         }
         true
@@ -47,6 +52,7 @@ impl Session {
             progress: Arc::clone(&progress),
             marks: marks_tx,
             cancel: cancel_rx,
+            protection: self.data_protection(),
         };
         let done = tokio::spawn(transfer::run(job, ctx));
         self.transfer = Some(RunningTransfer {
@@ -57,6 +63,13 @@ impl Session {
             done,
             marks: marks_rx,
         });
+    }
+
+    /// TLS for the data connection under PROT P.
+    fn data_protection(&self) -> Option<DataProtection> {
+        let config = self.tls.as_ref().filter(|_| self.prot_private)?;
+        let reuse = self.shared.config.tls.as_ref().is_none_or(|t| t.policy.require_session_reuse);
+        Some(DataProtection { config: Arc::clone(config), require_session_reuse: reuse })
     }
 
     fn type_word(&self) -> &'static str {

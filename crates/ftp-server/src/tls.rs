@@ -1,0 +1,252 @@
+//! FTPS (RFC 4217) with rustls: certificates, per-session TLS configs that
+//! bind data connections to their control session, and the stream types
+//! that carry either plain TCP or TLS.
+//!
+//! Data-connection binding: each control session gets its own clone of the
+//! server's rustls config with a session cache and ticket keys of its own.
+//! A data connection is accepted with that same config, so a handshake that
+//! *resumes* can only have resumed this control session (or one of its own
+//! earlier data connections). A data connection from anyone else cannot
+//! resume and is refused with 522 unless the site relaxes the rule for
+//! clients that never resume (Python's ftplib).
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use rustls::crypto::ring as provider;
+use rustls::server::ServerSessionMemoryCache;
+use rustls::{HandshakeKind, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Where the certificate comes from.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    /// PEM files, re-read on [`TlsProvider::reload`] (SIGHUP).
+    Files { cert: PathBuf, key: PathBuf },
+    /// Generated at start for these names (its fingerprint is printed).
+    SelfSigned { names: Vec<String> },
+}
+
+/// The rules a site sets for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsPolicy {
+    /// Refuse USER before AUTH TLS (534) and any login without TLS.
+    pub require_for_login: bool,
+    /// Refuse data transfers without PROT P (521).
+    pub require_for_data: bool,
+    /// A PROT P data connection must resume the control connection's TLS
+    /// session (522 otherwise).
+    pub require_session_reuse: bool,
+    /// Allow CCC (clear command channel); refused with 533 by default.
+    pub allow_ccc: bool,
+}
+
+impl Default for TlsPolicy {
+    fn default() -> Self {
+        TlsPolicy {
+            require_for_login: false,
+            require_for_data: false,
+            require_session_reuse: true,
+            allow_ccc: false,
+        }
+    }
+}
+
+/// Why TLS could not be set up.
+#[derive(Debug)]
+pub enum TlsError {
+    Read(PathBuf, io::Error),
+    NoCertificate(PathBuf),
+    NoKey(PathBuf),
+    Pem(PathBuf, String),
+    Rustls(rustls::Error),
+    Generate(String),
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Read(p, e) => write!(f, "{}: {e}", p.display()),
+            TlsError::NoCertificate(p) => write!(f, "{}: no certificate found", p.display()),
+            TlsError::NoKey(p) => write!(f, "{}: no private key found", p.display()),
+            TlsError::Pem(p, e) => write!(f, "{}: {e}", p.display()),
+            TlsError::Rustls(e) => write!(f, "TLS configuration: {e}"),
+            TlsError::Generate(e) => write!(f, "self-signed certificate: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// The server's TLS configuration, replaceable at run time.
+pub struct TlsProvider {
+    source: CertSource,
+    current: RwLock<Arc<ServerConfig>>,
+    fingerprint: RwLock<String>,
+}
+
+impl fmt::Debug for TlsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsProvider").field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+impl TlsProvider {
+    pub fn new(source: CertSource) -> Result<TlsProvider, TlsError> {
+        let (config, fingerprint) = build(&source)?;
+        Ok(TlsProvider {
+            source,
+            current: RwLock::new(Arc::new(config)),
+            fingerprint: RwLock::new(fingerprint),
+        })
+    }
+
+    /// The SHA-256 fingerprint of the certificate, `AA:BB:...`.
+    pub fn fingerprint(&self) -> String {
+        self.fingerprint.read().expect("fingerprint lock").clone()
+    }
+
+    /// Re-reads the certificate files. New sessions use the new
+    /// certificate; sessions already in TLS keep theirs. A self-signed
+    /// certificate is kept (regenerating would change it under clients).
+    pub fn reload(&self) -> Result<(), TlsError> {
+        if matches!(self.source, CertSource::SelfSigned { .. }) {
+            return Ok(());
+        }
+        let (config, fingerprint) = build(&self.source)?;
+        *self.current.write().expect("config lock") = Arc::new(config);
+        *self.fingerprint.write().expect("fingerprint lock") = fingerprint;
+        Ok(())
+    }
+
+    /// A config for one control session and its data connections, with a
+    /// session cache and ticket keys of its own (see the module comment).
+    pub(crate) fn session_config(&self) -> io::Result<Arc<ServerConfig>> {
+        let base = Arc::clone(&self.current.read().expect("config lock"));
+        let mut config = (*base).clone();
+        config.session_storage = ServerSessionMemoryCache::new(64);
+        config.ticketer = provider::Ticketer::new().map_err(io::Error::other)?;
+        Ok(Arc::new(config))
+    }
+}
+
+fn build(source: &CertSource) -> Result<(ServerConfig, String), TlsError> {
+    let (certs, key) = match source {
+        CertSource::Files { cert, key } => (load_certs(cert)?, load_key(key)?),
+        CertSource::SelfSigned { names } => {
+            let generated = rcgen::generate_simple_self_signed(names.clone()).map_err(|e| TlsError::Generate(e.to_string()))?;
+            let key = PrivateKeyDer::try_from(generated.key_pair.serialize_der()).map_err(|e| TlsError::Generate(e.to_string()))?;
+            (vec![generated.cert.der().clone()], key)
+        }
+    };
+    let fingerprint = Sha256::digest(certs[0].as_ref()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(TlsError::Rustls)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(TlsError::Rustls)?;
+    // ALPACA defence: a client that offers ALPN must offer "ftp"; rustls
+    // fails the handshake when the lists do not meet. Clients that offer no
+    // ALPN at all (most FTP clients) are unaffected.
+    config.alpn_protocols = vec![b"ftp".to_vec()];
+    // Every data connection of a TLS 1.3 session resumes with a ticket of
+    // its own; send a few so parallel transfers (lftp pget) each have one.
+    config.send_tls13_tickets = 4;
+    Ok((config, fingerprint))
+}
+
+fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| TlsError::Read(path.to_owned(), e))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pem(path.to_owned(), e.to_string()))?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(path.to_owned()));
+    }
+    Ok(certs)
+}
+
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| TlsError::Read(path.to_owned(), e))?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| TlsError::NoKey(path.to_owned()))
+}
+
+/// Runs the server side of a TLS handshake on `tcp`.
+pub(crate) async fn accept(config: Arc<ServerConfig>, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+    TlsAcceptor::from(config).accept(tcp).await
+}
+
+/// True when the handshake resumed an earlier session (of this control
+/// session, since the config's caches are private to it).
+pub(crate) fn resumed(stream: &TlsStream<TcpStream>) -> bool {
+    stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed)
+}
+
+/// A connection that is plain TCP or TLS over TCP.
+pub(crate) enum MaybeTls {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while the control connection changes between plain and TLS.
+    Detached,
+}
+
+impl MaybeTls {
+    /// The TCP stream when no TLS is in the way (for sendfile).
+    pub fn as_plain(&self) -> Option<&TcpStream> {
+        match self {
+            MaybeTls::Plain(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl AsyncRead for MaybeTls {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            MaybeTls::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+}
+
+impl AsyncWrite for MaybeTls {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            MaybeTls::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            MaybeTls::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MaybeTls::Detached => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+fn detached() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection is changing between plain and TLS")
+}
