@@ -222,7 +222,8 @@ impl std::error::Error for ConfigError {}
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
-        let config: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse(path.to_owned(), e.to_string()))?;
+        let config: FileConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse(path.to_owned(), e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -234,23 +235,36 @@ impl FileConfig {
         }
         parse_durability(&self.storage.durability)?;
         if self.storage.backend != "fs" {
-            return Err(ConfigError::Invalid(format!("storage.backend: unknown backend {:?} (known: \"fs\")", self.storage.backend)));
+            return Err(ConfigError::Invalid(format!(
+                "storage.backend: unknown backend {:?} (known: \"fs\")",
+                self.storage.backend
+            )));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid("tls.cert and tls.key go together".into()));
         }
         let tls_on = self.tls.cert.is_some() || self.tls.self_signed;
-        if !tls_on && (!self.tls.implicit_listen.is_empty() || self.tls.require_for_login || self.tls.require_for_data) {
-            return Err(ConfigError::Invalid("tls: implicit_listen and require_* need a certificate (tls.cert and tls.key, or tls.self_signed)".into()));
+        if !tls_on && (!self.tls.implicit_listen.is_empty() || self.tls.require_for_login || self.tls.require_for_data)
+        {
+            return Err(ConfigError::Invalid(
+                "tls: implicit_listen and require_* need a certificate (tls.cert and tls.key, or tls.self_signed)"
+                    .into(),
+            ));
         }
         if !matches!(self.auth.failed_login_reply, 430 | 530) {
-            return Err(ConfigError::Invalid("auth.failed_login_reply must be 530 or 430".into()));
+            return Err(ConfigError::Invalid(
+                "auth.failed_login_reply must be 530 or 430".into(),
+            ));
         }
         if self.limits.max_sessions == 0 || self.limits.max_line_length < 64 {
-            return Err(ConfigError::Invalid("limits: max_sessions must be at least 1 and max_line_length at least 64".into()));
+            return Err(ConfigError::Invalid(
+                "limits: max_sessions must be at least 1 and max_line_length at least 64".into(),
+            ));
         }
         if self.server.transfer_buffer_size < 4096 || self.server.transfer_buffer_size > 64 << 20 {
-            return Err(ConfigError::Invalid("server.transfer_buffer_size must be between 4096 and 67108864".into()));
+            return Err(ConfigError::Invalid(
+                "server.transfer_buffer_size must be between 4096 and 67108864".into(),
+            ));
         }
         Ok(())
     }
@@ -276,7 +290,14 @@ impl FileConfig {
                 FailedLoginReply::NotLoggedIn
             },
             transfer_buffer_size: self.server.transfer_buffer_size,
-            virtual_hosts: self.virtual_hosts.iter().map(|h| VirtualHost { name: h.name.clone(), enabled: h.enabled }).collect(),
+            virtual_hosts: self
+                .virtual_hosts
+                .iter()
+                .map(|h| VirtualHost {
+                    name: h.name.clone(),
+                    enabled: h.enabled,
+                })
+                .collect(),
             max_stat_entries: self.limits.max_stat_entries,
             tls: None,
         })
@@ -292,7 +313,11 @@ impl FileConfig {
 }
 
 pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, ConfigError> {
-    let bad = || ConfigError::Invalid(format!("passive port range {s:?}: expected LO-HI with 1024 <= LO <= HI <= 65535"));
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "passive port range {s:?}: expected LO-HI with 1024 <= LO <= HI <= 65535"
+        ))
+    };
     let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
     let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
     let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
@@ -307,7 +332,9 @@ fn parse_durability(s: &str) -> Result<Durability, ConfigError> {
         "none" => Ok(Durability::None),
         "file" => Ok(Durability::File),
         "file+directory" => Ok(Durability::FileAndDirectory),
-        other => Err(ConfigError::Invalid(format!("storage.durability: {other:?} is not one of \"none\", \"file\", \"file+directory\""))),
+        other => Err(ConfigError::Invalid(format!(
+            "storage.durability: {other:?} is not one of \"none\", \"file\", \"file+directory\""
+        ))),
     }
 }
 

@@ -25,9 +25,7 @@ enum Commands {
     /// 127.0.0.1:2121, and one account whose password is printed at start.
     Serve(serve::ServeArgs),
     /// Validate a configuration file and exit.
-    CheckConfig {
-        file: PathBuf,
-    },
+    CheckConfig { file: PathBuf },
     /// Manage a users file.
     User {
         #[command(subcommand)]
@@ -60,8 +58,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Commands::Serve(args) => serve::run(args),
-        Commands::CheckConfig { file } => config::FileConfig::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Into::into),
-        Commands::User { action: UserAction::Add { file, name, password, home, permissions } } => user_add(file, name, password, home, permissions),
+        Commands::CheckConfig { file } => config::FileConfig::load(&file)
+            .map(|_| println!("{}: ok", file.display()))
+            .map_err(Into::into),
+        Commands::User {
+            action:
+                UserAction::Add {
+                    file,
+                    name,
+                    password,
+                    home,
+                    permissions,
+                },
+        } => user_add(file, name, password, home, permissions),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,7 +81,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn user_add(file: PathBuf, name: String, password: Option<String>, home: Option<String>, permissions: Option<Vec<String>>) -> Result<(), Box<dyn std::error::Error>> {
+fn user_add(
+    file: PathBuf,
+    name: String,
+    password: Option<String>,
+    home: Option<String>,
+    permissions: Option<Vec<String>>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let password = match password {
         Some(p) => p,
         None => {

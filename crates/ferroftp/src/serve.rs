@@ -67,7 +67,11 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// `ferroftp serve` with nothing else: the embedded default.
     fn is_bare(&self) -> bool {
-        self.config.is_none() && self.listen.is_empty() && self.root.is_none() && self.users.is_empty() && !self.anonymous
+        self.config.is_none()
+            && self.listen.is_empty()
+            && self.root.is_none()
+            && self.users.is_empty()
+            && !self.anonymous
     }
 }
 
@@ -102,7 +106,9 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     users.set_cache_capacity(file.auth.credential_cache_size);
     for spec in &args.users {
-        let (name, password) = spec.split_once(':').ok_or_else(|| format!("--user {spec:?}: expected NAME:PASSWORD"))?;
+        let (name, password) = spec
+            .split_once(':')
+            .ok_or_else(|| format!("--user {spec:?}: expected NAME:PASSWORD"))?;
         users.add_plaintext(name, password)?;
     }
     let mut generated = None;
@@ -112,7 +118,9 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         generated = Some(password);
     }
     if args.anonymous || file.auth.anonymous {
-        let home = FtpPath::root().resolve(file.auth.anonymous_home.as_bytes()).map_err(|e| format!("auth.anonymous_home: {e}"))?;
+        let home = FtpPath::root()
+            .resolve(file.auth.anonymous_home.as_bytes())
+            .map_err(|e| format!("auth.anonymous_home: {e}"))?;
         users.enable_anonymous(home);
     }
 
@@ -125,13 +133,21 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         let server = Server::bind(config, backend, Arc::new(users)).await?;
         let mut out = std::io::stdout().lock();
         for addr in server.local_addrs() {
-            writeln!(out, "ferroftp: listening on ftp://{addr} (storage root {})", root.display())?;
+            writeln!(
+                out,
+                "ferroftp: listening on ftp://{addr} (storage root {})",
+                root.display()
+            )?;
         }
         for addr in server.implicit_tls_addrs() {
             writeln!(out, "ferroftp: listening on ftps://{addr} (implicit TLS)")?;
         }
         if let Some(tls) = &tls {
-            writeln!(out, "ferroftp: FTPS certificate SHA-256 fingerprint {}", tls.provider.fingerprint())?;
+            writeln!(
+                out,
+                "ferroftp: FTPS certificate SHA-256 fingerprint {}",
+                tls.provider.fingerprint()
+            )?;
         }
         if let Some(password) = generated {
             writeln!(out, "ferroftp: user {DEFAULT_USER}, password {password}")?;
@@ -147,10 +163,13 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 /// explicit FTPS with a self-signed certificate.
 fn tls_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TlsConfig>, Box<dyn std::error::Error>> {
     let source = match (&args.tls_cert, &args.tls_key, &file.tls.cert, &file.tls.key) {
-        (Some(cert), Some(key), _, _) | (None, None, Some(cert), Some(key)) => Some(CertSource::Files { cert: cert.clone(), key: key.clone() }),
-        _ if args.tls_self_signed || file.tls.self_signed || args.is_bare() => {
-            Some(CertSource::SelfSigned { names: vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()] })
-        }
+        (Some(cert), Some(key), _, _) | (None, None, Some(cert), Some(key)) => Some(CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ if args.tls_self_signed || file.tls.self_signed || args.is_bare() => Some(CertSource::SelfSigned {
+            names: vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()],
+        }),
         _ => None,
     };
     let Some(source) = source else {
@@ -167,12 +186,18 @@ fn tls_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TlsConfig>, 
     if !args.implicit_tls_listen.is_empty() {
         implicit_listen = args.implicit_tls_listen.clone();
     }
-    Ok(Some(TlsConfig { provider: Arc::new(TlsProvider::new(source)?), policy, implicit_listen }))
+    Ok(Some(TlsConfig {
+        provider: Arc::new(TlsProvider::new(source)?),
+        policy,
+        implicit_listen,
+    }))
 }
 
 /// SIGHUP re-reads the certificate files without a restart.
 async fn reload_on_sighup(provider: Arc<TlsProvider>) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
     while hup.recv().await.is_some() {
         match provider.reload() {
             Ok(()) => tracing::info!(fingerprint = %provider.fingerprint(), "TLS certificate reloaded"),
@@ -182,8 +207,12 @@ async fn reload_on_sighup(provider: Arc<TlsProvider>) {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROFTP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROFTP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// 16 characters from a 62-letter alphabet: about 95 bits.
@@ -193,7 +222,10 @@ fn random_password() -> String {
     getrandom::getrandom(&mut bytes).expect("the OS random source is available");
     // 256 % 62 leaves a slight bias toward the first letters; at 16
     // characters that costs well under one bit.
-    bytes.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect()
+    bytes
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect()
 }
 
 async fn shutdown_signal() {

@@ -89,9 +89,7 @@ impl CredentialCache {
     /// argon2 verification. Compared in constant time.
     pub(crate) fn matches(&self, user: &str, digest: &Digest) -> bool {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(user)
-            .is_some_and(|known| constant_time_eq(known, digest))
+        entries.get(user).is_some_and(|known| constant_time_eq(known, digest))
     }
 
     /// Records the digest of a password that argon2 just accepted. Must

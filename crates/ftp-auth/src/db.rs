@@ -151,9 +151,7 @@ impl UserDb {
     /// The user handed out for `username` if it is an anonymous login.
     fn anonymous_user(&self, username: &str) -> Option<&User> {
         let anonymous = self.anonymous.as_ref()?;
-        let is_alias = ANONYMOUS_NAMES
-            .iter()
-            .any(|alias| username.eq_ignore_ascii_case(alias));
+        let is_alias = ANONYMOUS_NAMES.iter().any(|alias| username.eq_ignore_ascii_case(alias));
         (is_alias && !self.users.contains_key(username)).then_some(anonymous)
     }
 
@@ -328,19 +326,13 @@ mod tests {
         entry.disabled = true;
         users_file::add_user_to_file(&path, entry).unwrap();
         let db = UserDb::load_file(&path).unwrap();
-        assert!(matches!(
-            db.authenticate("old", b"pw").await,
-            Err(AuthError::Disabled)
-        ));
+        assert!(matches!(db.authenticate("old", b"pw").await, Err(AuthError::Disabled)));
         assert!(matches!(
             db.authenticate("old", b"nope").await,
             Err(AuthError::InvalidCredentials)
         ));
         // Still refused the second time: disabled logins are not cached.
-        assert!(matches!(
-            db.authenticate("old", b"pw").await,
-            Err(AuthError::Disabled)
-        ));
+        assert!(matches!(db.authenticate("old", b"pw").await, Err(AuthError::Disabled)));
     }
 
     #[tokio::test]
@@ -420,10 +412,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(
-            err.to_string(),
-            "user \"alice\": a user with this name already exists"
-        );
+        assert_eq!(err.to_string(), "user \"alice\": a user with this name already exists");
         assert!(db.add_plaintext("", "pw").is_err());
         assert!(db.add_plaintext("a\rb", "pw").is_err());
         assert_eq!(db.len(), 1);
@@ -447,10 +436,7 @@ mod tests {
     fn load_file_reports_missing_file_with_its_name() {
         let err = UserDb::load_file(Path::new("/nonexistent/ferroftp-users.toml")).unwrap_err();
         assert!(matches!(err, UsersFileError::Read { .. }));
-        assert!(
-            err.to_string().contains("/nonexistent/ferroftp-users.toml"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("/nonexistent/ferroftp-users.toml"), "{err}");
     }
 
     #[test]

@@ -29,13 +29,9 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 }
 
 /// [`hash_password`] with chosen parameters; tests use cheap ones.
-pub(crate) fn hash_password_with_params(
-    password: &[u8],
-    params: Params,
-) -> Result<String, AuthError> {
+pub(crate) fn hash_password_with_params(password: &[u8], params: Params) -> Result<String, AuthError> {
     let mut salt = [0u8; SALT_LEN];
-    getrandom::getrandom(&mut salt)
-        .map_err(|e| AuthError::Backend(format!("no random salt: {e}")))?;
+    getrandom::getrandom(&mut salt).map_err(|e| AuthError::Backend(format!("no random salt: {e}")))?;
     let salt = argon2::password_hash::SaltString::encode_b64(&salt)
         .map_err(|e| AuthError::Backend(format!("salt encoding: {e}")))?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -117,8 +113,7 @@ pub(crate) fn check_phc(phc: &str) -> Result<(), HashProblem> {
 /// [`check_phc`]. Blocking and CPU-heavy. `Ok(false)` is a wrong password;
 /// `Err` is only for a hash that cannot be used at all.
 pub(crate) fn verify_password(phc: &str, password: &[u8]) -> Result<bool, AuthError> {
-    let hash =
-        PasswordHash::new(phc).map_err(|e| AuthError::Backend(format!("stored hash: {e}")))?;
+    let hash = PasswordHash::new(phc).map_err(|e| AuthError::Backend(format!("stored hash: {e}")))?;
     // `Argon2::default()` only supplies the code: algorithm, version and
     // parameters all come from the stored hash.
     match Argon2::default().verify_password(password, &hash) {
@@ -220,7 +215,9 @@ pub(crate) mod tests {
             Err(HashProblem::Malformed(_))
         ));
         assert!(matches!(
-            check_phc("$argon2id$v=19$m=4194304,t=2,p=1$ZmVycm9mdHAtZHVtbXktc2E$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            check_phc(
+                "$argon2id$v=19$m=4194304,t=2,p=1$ZmVycm9mdHAtZHVtbXktc2E$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            ),
             Err(HashProblem::TooExpensive { .. })
         ));
     }
@@ -235,9 +232,6 @@ pub(crate) mod tests {
 
         let default = dummy_phc_like(None);
         assert_eq!(check_phc(&default), Ok(()));
-        assert!(
-            default.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{default}"
-        );
+        assert!(default.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{default}");
     }
 }

@@ -192,10 +192,7 @@ mod tests {
         let set = PermissionSet::from_names(["list", "read", "write"]).unwrap();
         assert_eq!(set.names(), vec!["list", "read", "write"]);
         assert_eq!(PermissionSet::from_names(set.names()).unwrap(), set);
-        assert_eq!(
-            PermissionSet::from_names(["all"]).unwrap(),
-            PermissionSet::all()
-        );
+        assert_eq!(PermissionSet::from_names(["all"]).unwrap(), PermissionSet::all());
         assert_eq!(PermissionSet::all().names(), vec!["all"]);
         assert_eq!(
             PermissionSet::from_names(["read", "all"]).unwrap(),

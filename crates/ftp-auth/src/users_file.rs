@@ -139,9 +139,7 @@ impl fmt::Display for EntryProblem {
             EntryProblem::AccountRequiredWithoutAccount => {
                 f.write_str("account_required is \"login\" or \"store\" but no account is set")
             }
-            EntryProblem::InvalidAccount => {
-                f.write_str("account is empty or has a control character")
-            }
+            EntryProblem::InvalidAccount => f.write_str("account is empty or has a control character"),
         }
     }
 }
@@ -210,9 +208,7 @@ impl fmt::Display for UsersFileError {
 impl std::error::Error for UsersFileError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            UsersFileError::Read { source, .. } | UsersFileError::Write { source, .. } => {
-                Some(source)
-            }
+            UsersFileError::Read { source, .. } | UsersFileError::Write { source, .. } => Some(source),
             UsersFileError::Hash(e) => Some(e),
             UsersFileError::Syntax { .. } | UsersFileError::Entry { .. } => None,
         }
@@ -243,9 +239,7 @@ pub(crate) fn check_entry(entry: &UserEntry) -> Result<Account, EntryProblem> {
     check_name(&entry.name)?;
     hash::check_phc(&entry.password).map_err(EntryProblem::Password)?;
     let home = match &entry.home {
-        Some(home) => FtpPath::root()
-            .resolve(home.as_bytes())
-            .map_err(EntryProblem::Home)?,
+        Some(home) => FtpPath::root().resolve(home.as_bytes()).map_err(EntryProblem::Home)?,
         None => FtpPath::root(),
     };
     let permissions = match &entry.permissions {
@@ -284,10 +278,7 @@ fn parse_entries(text: &str, path: &Path) -> Result<Vec<UserEntry>, UsersFileErr
 }
 
 /// Parses and checks the whole file: shape, every entry, unique names.
-pub(crate) fn load_text(
-    text: &str,
-    path: &Path,
-) -> Result<(Vec<UserEntry>, Vec<Account>), UsersFileError> {
+pub(crate) fn load_text(text: &str, path: &Path) -> Result<(Vec<UserEntry>, Vec<Account>), UsersFileError> {
     let entries = parse_entries(text, path)?;
     let mut accounts: Vec<Account> = Vec::with_capacity(entries.len());
     let mut seen = std::collections::HashSet::new();
@@ -315,8 +306,7 @@ pub(crate) fn read_file(path: &Path) -> Result<String, UsersFileError> {
 }
 
 /// Written at the top of a users file that `add_user_to_file` creates.
-const NEW_FILE_HEADER: &str =
-    "# ferroftp users: one [[user]] table per account (see docs/configuration.md).\n";
+const NEW_FILE_HEADER: &str = "# ferroftp users: one [[user]] table per account (see docs/configuration.md).\n";
 
 /// Adds `entry` to the users file at `path` (for `ferroftp user add`).
 ///
@@ -528,10 +518,7 @@ mod tests {
             format!("[[user]]\nname = \"a\"\npassword = \"{hash}\"\npermissions = \"all\"\n"),
         ] {
             let err = load(&bad).unwrap_err();
-            assert!(
-                matches!(err, UsersFileError::Syntax { .. }),
-                "{bad}: {err:?}"
-            );
+            assert!(matches!(err, UsersFileError::Syntax { .. }), "{bad}: {err:?}");
         }
     }
 
@@ -554,17 +541,10 @@ mod tests {
         assert!(msg.contains("users file users.toml"), "{msg}");
         assert!(msg.contains("\"carol\""), "{msg}");
         assert!(msg.contains("plaintext"), "{msg}");
-        assert!(
-            !msg.contains("hunter2"),
-            "the value must not be echoed: {msg}"
-        );
-        assert_eq!(
-            entry_problem(err),
-            EntryProblem::Password(HashProblem::NotPhcString)
-        );
+        assert!(!msg.contains("hunter2"), "the value must not be echoed: {msg}");
+        assert_eq!(entry_problem(err), EntryProblem::Password(HashProblem::NotPhcString));
 
-        let err =
-            load("[[user]]\nname = \"d\"\npassword = \"$argon2id$v=19$garbage\"\n").unwrap_err();
+        let err = load("[[user]]\nname = \"d\"\npassword = \"$argon2id$v=19$garbage\"\n").unwrap_err();
         assert!(matches!(
             entry_problem(err),
             EntryProblem::Password(HashProblem::Malformed(_))
@@ -638,10 +618,7 @@ mod tests {
         assert_eq!(entries[0].name, "alice");
         assert_eq!(entries[1], bob);
         assert_eq!(accounts[1].user.home.as_str(), "/bob");
-        assert_eq!(
-            accounts[1].user.account_requirement,
-            AccountRequirement::ForStore
-        );
+        assert_eq!(accounts[1].user.account_requirement, AccountRequirement::ForStore);
         // Defaults are left out rather than written.
         assert!(!text.contains("disabled = false"), "{text}");
         // No temporary files left behind.
@@ -671,10 +648,7 @@ mod tests {
         let path = dir.path().join("users.toml");
         fs::write(
             &path,
-            format!(
-                "user = [{{ name = \"ops\", password = \"{}\" }}]\n",
-                cheap_hash("o")
-            ),
+            format!("user = [{{ name = \"ops\", password = \"{}\" }}]\n", cheap_hash("o")),
         )
         .unwrap();
         add_user_to_file(&path, UserEntry::new("dev", cheap_hash("d"))).unwrap();

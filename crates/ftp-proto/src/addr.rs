@@ -52,9 +52,7 @@ pub fn parse_eprt(arg: &[u8]) -> Result<SocketAddr, AddrError> {
     let ip: IpAddr = match fields[1] {
         "1" => IpAddr::V4(fields[2].parse().map_err(|_| AddrError::Syntax)?),
         "2" => IpAddr::V6(fields[2].parse().map_err(|_| AddrError::Syntax)?),
-        p if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            return Err(AddrError::UnsupportedProtocol)
-        }
+        p if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => return Err(AddrError::UnsupportedProtocol),
         _ => return Err(AddrError::Syntax),
     };
     Ok(SocketAddr::new(ip, port))
@@ -101,11 +99,7 @@ pub fn parse_lprt(arg: &[u8]) -> Result<SocketAddr, AddrError> {
 pub fn format_pasv(addr: SocketAddrV4) -> String {
     let [a, b, c, d] = addr.ip().octets();
     let port = addr.port();
-    format!(
-        "Entering Passive Mode ({a},{b},{c},{d},{},{}).",
-        port >> 8,
-        port & 0xFF
-    )
+    format!("Entering Passive Mode ({a},{b},{c},{d},{},{}).", port >> 8, port & 0xFF)
 }
 
 /// The text of a 229 reply.
@@ -140,10 +134,7 @@ mod tests {
 
     #[test]
     fn port() {
-        assert_eq!(
-            parse_port(b"127,0,0,1,4,1").unwrap(),
-            "127.0.0.1:1025".parse().unwrap()
-        );
+        assert_eq!(parse_port(b"127,0,0,1,4,1").unwrap(), "127.0.0.1:1025".parse().unwrap());
         for bad in [
             &b"127,0,0,1,4"[..],
             b"127,0,0,1,4,256",
@@ -167,14 +158,8 @@ mod tests {
             parse_eprt(b"|2|1080::8:800:200C:417A|5282|").unwrap(),
             "[1080::8:800:200C:417A]:5282".parse().unwrap()
         );
-        assert_eq!(
-            parse_eprt(b"!1!10.0.0.1!21!").unwrap(),
-            "10.0.0.1:21".parse().unwrap()
-        );
-        assert_eq!(
-            parse_eprt(b"|3|1.2.3.4|5|"),
-            Err(AddrError::UnsupportedProtocol)
-        );
+        assert_eq!(parse_eprt(b"!1!10.0.0.1!21!").unwrap(), "10.0.0.1:21".parse().unwrap());
+        assert_eq!(parse_eprt(b"|3|1.2.3.4|5|"), Err(AddrError::UnsupportedProtocol));
         for bad in [
             &b"|1|1.2.3.4|70000|"[..],
             b"|1|1.2.3.4|0|",
@@ -215,6 +200,9 @@ mod tests {
             "Entering Long Passive Mode (4,4,127,0,0,1,2,4,1)"
         );
         let v6 = format_lpsv("[::1]:80".parse().unwrap());
-        assert_eq!(parse_lprt(&v6.as_bytes()[v6.find('(').unwrap() + 1..v6.len() - 1]).unwrap(), "[::1]:80".parse().unwrap());
+        assert_eq!(
+            parse_lprt(&v6.as_bytes()[v6.find('(').unwrap() + 1..v6.len() - 1]).unwrap(),
+            "[::1]:80".parse().unwrap()
+        );
     }
 }

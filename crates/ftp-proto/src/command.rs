@@ -130,59 +130,536 @@ use Permission as P;
 
 /// The command table.
 pub static VERBS: &[VerbSpec] = &[
-    spec!(User, ["USER"], Required, login=false, during=false, data=false, perm=None, "USER <name>: identify the user"),
-    spec!(Pass, ["PASS"], Optional, login=false, during=false, data=false, perm=None, "PASS <password>: finish the login"),
-    spec!(Acct, ["ACCT"], Required, login=false, during=false, data=false, perm=None, "ACCT <account>: give the account"),
-    spec!(Rein, ["REIN"], None, login=false, during=false, data=false, perm=None, "REIN: log out and start over"),
-    spec!(Quit, ["QUIT"], None, login=false, during=true, data=false, perm=None, "QUIT: end the session"),
-    spec!(Cwd, ["CWD", "XCWD"], Required, login=true, during=false, data=false, perm=None, "CWD <dir>: change the working directory"),
-    spec!(Cdup, ["CDUP", "XCUP"], None, login=true, during=false, data=false, perm=None, "CDUP: go to the parent directory"),
-    spec!(Pwd, ["PWD", "XPWD"], None, login=true, during=false, data=false, perm=None, "PWD: print the working directory"),
-    spec!(Mkd, ["MKD", "XMKD"], Required, login=true, during=false, data=false, perm=Some(P::Mkdir), "MKD <dir>: make a directory"),
-    spec!(Rmd, ["RMD", "XRMD"], Required, login=true, during=false, data=false, perm=Some(P::Rmdir), "RMD <dir>: remove an empty directory"),
-    spec!(Dele, ["DELE"], Required, login=true, during=false, data=false, perm=Some(P::Delete), "DELE <file>: delete a file"),
-    spec!(Rnfr, ["RNFR"], Required, login=true, during=false, data=false, perm=Some(P::Rename), "RNFR <path>: name what to rename"),
-    spec!(Rnto, ["RNTO"], Required, login=true, during=false, data=false, perm=Some(P::Rename), "RNTO <path>: rename it to this"),
-    spec!(Retr, ["RETR"], Required, login=true, during=false, data=true, perm=Some(P::Read), "RETR <file>: download a file"),
-    spec!(Stor, ["STOR"], Required, login=true, during=false, data=true, perm=Some(P::Write), "STOR <file>: upload a file"),
-    spec!(Stou, ["STOU"], Optional, login=true, during=false, data=true, perm=Some(P::Write), "STOU: upload under a unique name"),
-    spec!(Appe, ["APPE"], Required, login=true, during=false, data=true, perm=Some(P::Append), "APPE <file>: append to a file"),
-    spec!(Allo, ["ALLO"], Required, login=true, during=false, data=false, perm=None, "ALLO <bytes>: reserve space (not needed here)"),
-    spec!(Rest, ["REST"], Required, login=true, during=false, data=false, perm=None, "REST <offset>: restart the next transfer there"),
-    spec!(Abor, ["ABOR"], None, login=true, during=true, data=false, perm=None, "ABOR: abort the transfer"),
-    spec!(List, ["LIST"], Optional, login=true, during=false, data=true, perm=Some(P::List), "LIST [path]: long listing"),
-    spec!(Nlst, ["NLST"], Optional, login=true, during=false, data=true, perm=Some(P::List), "NLST [path]: names only"),
-    spec!(Stat, ["STAT"], Optional, login=false, during=true, data=false, perm=None, "STAT [path]: session, transfer or file status"),
-    spec!(Help, ["HELP"], Optional, login=false, during=true, data=false, perm=None, "HELP [command]: this help"),
-    spec!(Noop, ["NOOP"], None, login=false, during=true, data=false, perm=None, "NOOP: do nothing"),
-    spec!(Syst, ["SYST"], None, login=false, during=false, data=false, perm=None, "SYST: system type"),
-    spec!(Site, ["SITE"], Required, login=true, during=false, data=false, perm=None, "SITE <command>: site commands (SITE HELP lists them)"),
-    spec!(Smnt, ["SMNT"], Required, login=true, during=false, data=false, perm=None, "SMNT: not implemented"),
-    spec!(Port, ["PORT"], Required, login=true, during=false, data=false, perm=None, "PORT h1,h2,h3,h4,p1,p2: active data connection"),
-    spec!(Pasv, ["PASV"], None, login=true, during=false, data=false, perm=None, "PASV: passive data connection (IPv4)"),
-    spec!(Eprt, ["EPRT"], Required, login=true, during=false, data=false, perm=None, "EPRT |proto|addr|port|: extended active data connection"),
-    spec!(Epsv, ["EPSV"], Optional, login=true, during=false, data=false, perm=None, "EPSV [proto|ALL]: extended passive data connection"),
-    spec!(Lprt, ["LPRT"], Required, login=true, during=false, data=false, perm=None, "LPRT af,hal,h...,pal,p...: long active data connection"),
-    spec!(Lpsv, ["LPSV"], None, login=true, during=false, data=false, perm=None, "LPSV: long passive data connection"),
-    spec!(Type, ["TYPE"], Required, login=true, during=false, data=false, perm=None, "TYPE A|I|L 8: representation type"),
-    spec!(Stru, ["STRU"], Required, login=true, during=false, data=false, perm=None, "STRU F|P: file structure"),
-    spec!(Mode, ["MODE"], Required, login=true, during=false, data=false, perm=None, "MODE S|B: transfer mode"),
-    spec!(Feat, ["FEAT"], None, login=false, during=false, data=false, perm=None, "FEAT: list extensions"),
-    spec!(Opts, ["OPTS"], Required, login=false, during=false, data=false, perm=None, "OPTS UTF8 ON|OPTS MLST facts: set options"),
-    spec!(Mlst, ["MLST"], Optional, login=true, during=false, data=false, perm=Some(P::List), "MLST [path]: machine-readable facts"),
-    spec!(Mlsd, ["MLSD"], Optional, login=true, during=false, data=true, perm=Some(P::List), "MLSD [dir]: machine-readable listing"),
-    spec!(Size, ["SIZE"], Required, login=true, during=false, data=false, perm=None, "SIZE <file>: size in bytes"),
-    spec!(Mdtm, ["MDTM"], Required, login=true, during=false, data=false, perm=None, "MDTM <file>: modification time"),
-    spec!(Mfmt, ["MFMT"], Required, login=true, during=false, data=false, perm=Some(P::Write), "MFMT <time> <file>: set the modification time"),
-    spec!(Host, ["HOST"], Required, login=false, during=false, data=false, perm=None, "HOST <name>: choose a virtual host"),
-    spec!(Auth, ["AUTH"], Required, login=false, during=false, data=false, perm=None, "AUTH TLS: start TLS"),
-    spec!(Adat, ["ADAT"], Required, login=false, during=false, data=false, perm=None, "ADAT <data>: security data exchange"),
-    spec!(Pbsz, ["PBSZ"], Required, login=false, during=false, data=false, perm=None, "PBSZ 0: protection buffer size"),
-    spec!(Prot, ["PROT"], Required, login=false, during=false, data=false, perm=None, "PROT C|P: data channel protection"),
-    spec!(Ccc, ["CCC"], None, login=true, during=false, data=false, perm=None, "CCC: clear the command channel"),
-    spec!(Mic, ["MIC"], Required, login=false, during=false, data=false, perm=None, "MIC <command>: integrity-protected command"),
-    spec!(Conf, ["CONF"], Required, login=false, during=false, data=false, perm=None, "CONF <command>: confidential command"),
-    spec!(Enc, ["ENC"], Required, login=false, during=false, data=false, perm=None, "ENC <command>: private command"),
+    spec!(
+        User,
+        ["USER"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "USER <name>: identify the user"
+    ),
+    spec!(
+        Pass,
+        ["PASS"],
+        Optional,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "PASS <password>: finish the login"
+    ),
+    spec!(
+        Acct,
+        ["ACCT"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "ACCT <account>: give the account"
+    ),
+    spec!(
+        Rein,
+        ["REIN"],
+        None,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "REIN: log out and start over"
+    ),
+    spec!(
+        Quit,
+        ["QUIT"],
+        None,
+        login = false,
+        during = true,
+        data = false,
+        perm = None,
+        "QUIT: end the session"
+    ),
+    spec!(
+        Cwd,
+        ["CWD", "XCWD"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "CWD <dir>: change the working directory"
+    ),
+    spec!(
+        Cdup,
+        ["CDUP", "XCUP"],
+        None,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "CDUP: go to the parent directory"
+    ),
+    spec!(
+        Pwd,
+        ["PWD", "XPWD"],
+        None,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "PWD: print the working directory"
+    ),
+    spec!(
+        Mkd,
+        ["MKD", "XMKD"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = Some(P::Mkdir),
+        "MKD <dir>: make a directory"
+    ),
+    spec!(
+        Rmd,
+        ["RMD", "XRMD"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = Some(P::Rmdir),
+        "RMD <dir>: remove an empty directory"
+    ),
+    spec!(
+        Dele,
+        ["DELE"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = Some(P::Delete),
+        "DELE <file>: delete a file"
+    ),
+    spec!(
+        Rnfr,
+        ["RNFR"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = Some(P::Rename),
+        "RNFR <path>: name what to rename"
+    ),
+    spec!(
+        Rnto,
+        ["RNTO"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = Some(P::Rename),
+        "RNTO <path>: rename it to this"
+    ),
+    spec!(
+        Retr,
+        ["RETR"],
+        Required,
+        login = true,
+        during = false,
+        data = true,
+        perm = Some(P::Read),
+        "RETR <file>: download a file"
+    ),
+    spec!(
+        Stor,
+        ["STOR"],
+        Required,
+        login = true,
+        during = false,
+        data = true,
+        perm = Some(P::Write),
+        "STOR <file>: upload a file"
+    ),
+    spec!(
+        Stou,
+        ["STOU"],
+        Optional,
+        login = true,
+        during = false,
+        data = true,
+        perm = Some(P::Write),
+        "STOU: upload under a unique name"
+    ),
+    spec!(
+        Appe,
+        ["APPE"],
+        Required,
+        login = true,
+        during = false,
+        data = true,
+        perm = Some(P::Append),
+        "APPE <file>: append to a file"
+    ),
+    spec!(
+        Allo,
+        ["ALLO"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "ALLO <bytes>: reserve space (not needed here)"
+    ),
+    spec!(
+        Rest,
+        ["REST"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "REST <offset>: restart the next transfer there"
+    ),
+    spec!(
+        Abor,
+        ["ABOR"],
+        None,
+        login = true,
+        during = true,
+        data = false,
+        perm = None,
+        "ABOR: abort the transfer"
+    ),
+    spec!(
+        List,
+        ["LIST"],
+        Optional,
+        login = true,
+        during = false,
+        data = true,
+        perm = Some(P::List),
+        "LIST [path]: long listing"
+    ),
+    spec!(
+        Nlst,
+        ["NLST"],
+        Optional,
+        login = true,
+        during = false,
+        data = true,
+        perm = Some(P::List),
+        "NLST [path]: names only"
+    ),
+    spec!(
+        Stat,
+        ["STAT"],
+        Optional,
+        login = false,
+        during = true,
+        data = false,
+        perm = None,
+        "STAT [path]: session, transfer or file status"
+    ),
+    spec!(
+        Help,
+        ["HELP"],
+        Optional,
+        login = false,
+        during = true,
+        data = false,
+        perm = None,
+        "HELP [command]: this help"
+    ),
+    spec!(
+        Noop,
+        ["NOOP"],
+        None,
+        login = false,
+        during = true,
+        data = false,
+        perm = None,
+        "NOOP: do nothing"
+    ),
+    spec!(
+        Syst,
+        ["SYST"],
+        None,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "SYST: system type"
+    ),
+    spec!(
+        Site,
+        ["SITE"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "SITE <command>: site commands (SITE HELP lists them)"
+    ),
+    spec!(
+        Smnt,
+        ["SMNT"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "SMNT: not implemented"
+    ),
+    spec!(
+        Port,
+        ["PORT"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "PORT h1,h2,h3,h4,p1,p2: active data connection"
+    ),
+    spec!(
+        Pasv,
+        ["PASV"],
+        None,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "PASV: passive data connection (IPv4)"
+    ),
+    spec!(
+        Eprt,
+        ["EPRT"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "EPRT |proto|addr|port|: extended active data connection"
+    ),
+    spec!(
+        Epsv,
+        ["EPSV"],
+        Optional,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "EPSV [proto|ALL]: extended passive data connection"
+    ),
+    spec!(
+        Lprt,
+        ["LPRT"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "LPRT af,hal,h...,pal,p...: long active data connection"
+    ),
+    spec!(
+        Lpsv,
+        ["LPSV"],
+        None,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "LPSV: long passive data connection"
+    ),
+    spec!(
+        Type,
+        ["TYPE"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "TYPE A|I|L 8: representation type"
+    ),
+    spec!(
+        Stru,
+        ["STRU"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "STRU F|P: file structure"
+    ),
+    spec!(
+        Mode,
+        ["MODE"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "MODE S|B: transfer mode"
+    ),
+    spec!(
+        Feat,
+        ["FEAT"],
+        None,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "FEAT: list extensions"
+    ),
+    spec!(
+        Opts,
+        ["OPTS"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "OPTS UTF8 ON|OPTS MLST facts: set options"
+    ),
+    spec!(
+        Mlst,
+        ["MLST"],
+        Optional,
+        login = true,
+        during = false,
+        data = false,
+        perm = Some(P::List),
+        "MLST [path]: machine-readable facts"
+    ),
+    spec!(
+        Mlsd,
+        ["MLSD"],
+        Optional,
+        login = true,
+        during = false,
+        data = true,
+        perm = Some(P::List),
+        "MLSD [dir]: machine-readable listing"
+    ),
+    spec!(
+        Size,
+        ["SIZE"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "SIZE <file>: size in bytes"
+    ),
+    spec!(
+        Mdtm,
+        ["MDTM"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "MDTM <file>: modification time"
+    ),
+    spec!(
+        Mfmt,
+        ["MFMT"],
+        Required,
+        login = true,
+        during = false,
+        data = false,
+        perm = Some(P::Write),
+        "MFMT <time> <file>: set the modification time"
+    ),
+    spec!(
+        Host,
+        ["HOST"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "HOST <name>: choose a virtual host"
+    ),
+    spec!(
+        Auth,
+        ["AUTH"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "AUTH TLS: start TLS"
+    ),
+    spec!(
+        Adat,
+        ["ADAT"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "ADAT <data>: security data exchange"
+    ),
+    spec!(
+        Pbsz,
+        ["PBSZ"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "PBSZ 0: protection buffer size"
+    ),
+    spec!(
+        Prot,
+        ["PROT"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "PROT C|P: data channel protection"
+    ),
+    spec!(
+        Ccc,
+        ["CCC"],
+        None,
+        login = true,
+        during = false,
+        data = false,
+        perm = None,
+        "CCC: clear the command channel"
+    ),
+    spec!(
+        Mic,
+        ["MIC"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "MIC <command>: integrity-protected command"
+    ),
+    spec!(
+        Conf,
+        ["CONF"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "CONF <command>: confidential command"
+    ),
+    spec!(
+        Enc,
+        ["ENC"],
+        Required,
+        login = false,
+        during = false,
+        data = false,
+        perm = None,
+        "ENC <command>: private command"
+    ),
 ];
 
 impl Verb {
@@ -430,13 +907,23 @@ impl Command {
             Verb::Stru => Command::Stru(match upper().as_str() {
                 "F" => Structure::File,
                 "P" => Structure::Page,
-                "R" => return Err(ParseError::UnsupportedParameter(verb, "record structure is not supported")),
+                "R" => {
+                    return Err(ParseError::UnsupportedParameter(
+                        verb,
+                        "record structure is not supported",
+                    ))
+                }
                 _ => return Err(invalid("STRU F|P|R")),
             }),
             Verb::Mode => Command::Mode(match upper().as_str() {
                 "S" => TransferMode::Stream,
                 "B" => TransferMode::Block,
-                "C" => return Err(ParseError::UnsupportedParameter(verb, "compressed mode is not supported")),
+                "C" => {
+                    return Err(ParseError::UnsupportedParameter(
+                        verb,
+                        "compressed mode is not supported",
+                    ))
+                }
                 _ => return Err(invalid("MODE S|B|C")),
             }),
             Verb::Feat => Command::Feat,
@@ -454,7 +941,10 @@ impl Command {
             Verb::Mdtm => Command::Mdtm(raw()),
             Verb::Mfmt => {
                 let a = arg.unwrap_or_default();
-                let i = a.iter().position(|&b| b == b' ').ok_or(invalid("MFMT <YYYYMMDDHHMMSS> <path>"))?;
+                let i = a
+                    .iter()
+                    .position(|&b| b == b' ')
+                    .ok_or(invalid("MFMT <YYYYMMDDHHMMSS> <path>"))?;
                 let time = std::str::from_utf8(&a[..i])
                     .ok()
                     .and_then(UtcTime::parse_time_val)
@@ -563,9 +1053,7 @@ fn parse_allo(s: &str) -> Option<u64> {
     let size = parse_offset(words.next()?)?;
     match (words.next(), words.next(), words.next()) {
         (None, _, _) => Some(size),
-        (Some(r), Some(rec), None) if r.eq_ignore_ascii_case("R") => {
-            parse_offset(rec).map(|_| size)
-        }
+        (Some(r), Some(rec), None) if r.eq_ignore_ascii_case("R") => parse_offset(rec).map(|_| size),
         _ => None,
     }
 }
@@ -574,7 +1062,10 @@ fn parse_type(verb: Verb, arg: &str) -> Result<TransferType, ParseError> {
     let words: Vec<&str> = arg.split_ascii_whitespace().collect();
     match words.as_slice() {
         ["A"] | ["A", "N"] => Ok(TransferType::Ascii),
-        ["A", "T" | "C"] => Err(ParseError::UnsupportedParameter(verb, "only non-print format is supported")),
+        ["A", "T" | "C"] => Err(ParseError::UnsupportedParameter(
+            verb,
+            "only non-print format is supported",
+        )),
         ["I"] | ["L", "8"] => Ok(TransferType::Image),
         ["L", n] if n.parse::<u8>().is_ok() => {
             Err(ParseError::UnsupportedParameter(verb, "only byte size 8 is supported"))
@@ -666,8 +1157,18 @@ mod tests {
     fn rest_numbers() {
         assert_eq!(parse("REST 0"), Ok(Command::Rest(0)));
         assert_eq!(parse("REST 9223372036854775807"), Ok(Command::Rest(i64::MAX as u64)));
-        for bad in ["REST 18446744073709551615", "REST 18446744073709551616", "REST -1", "REST 1e3", "REST abc", "REST 0x10"] {
-            assert!(matches!(parse(bad), Err(ParseError::InvalidArgument(Verb::Rest, _))), "{bad}");
+        for bad in [
+            "REST 18446744073709551615",
+            "REST 18446744073709551616",
+            "REST -1",
+            "REST 1e3",
+            "REST abc",
+            "REST 0x10",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(ParseError::InvalidArgument(Verb::Rest, _))),
+                "{bad}"
+            );
         }
     }
 
@@ -690,7 +1191,10 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert!(matches!(parse("PORT 1,2,3"), Err(ParseError::InvalidArgument(Verb::Port, _))));
+        assert!(matches!(
+            parse("PORT 1,2,3"),
+            Err(ParseError::InvalidArgument(Verb::Port, _))
+        ));
         assert_eq!(parse("EPRT |3|x|1|"), Err(ParseError::UnsupportedProtocol(Verb::Eprt)));
         assert_eq!(parse("EPSV 3"), Err(ParseError::UnsupportedProtocol(Verb::Epsv)));
         assert_eq!(parse("EPSV all"), Ok(Command::Epsv(EpsvArg::All)));
@@ -705,14 +1209,26 @@ mod tests {
         assert!(parse("ALLO x").is_err());
         assert_eq!(
             parse("OPTS utf8 on"),
-            Ok(Command::Opts { name: "UTF8".into(), value: b"on".to_vec() })
+            Ok(Command::Opts {
+                name: "UTF8".into(),
+                value: b"on".to_vec()
+            })
         );
         assert_eq!(
             parse("SITE chmod 644 a b"),
-            Ok(Command::Site { name: "CHMOD".into(), args: b"644 a b".to_vec() })
+            Ok(Command::Site {
+                name: "CHMOD".into(),
+                args: b"644 a b".to_vec()
+            })
         );
-        assert!(matches!(parse("MFMT 20261301000000 f"), Err(ParseError::InvalidArgument(..))));
-        assert!(matches!(parse("MFMT 20261101000000"), Err(ParseError::InvalidArgument(..))));
+        assert!(matches!(
+            parse("MFMT 20261301000000 f"),
+            Err(ParseError::InvalidArgument(..))
+        ));
+        assert!(matches!(
+            parse("MFMT 20261101000000"),
+            Err(ParseError::InvalidArgument(..))
+        ));
         assert_eq!(parse("PROT S"), Ok(Command::Prot(ProtLevel::Safe)));
         assert!(matches!(parse("PROT X"), Err(ParseError::UnsupportedParameter(..))));
         assert!(matches!(parse("PBSZ -1"), Err(ParseError::InvalidArgument(..))));
@@ -721,7 +1237,10 @@ mod tests {
 
     #[test]
     fn list_options() {
-        assert_eq!(split_list_options(Some(b"-la dir")), ("la".to_string(), Some(&b"dir"[..])));
+        assert_eq!(
+            split_list_options(Some(b"-la dir")),
+            ("la".to_string(), Some(&b"dir"[..]))
+        );
         assert_eq!(split_list_options(Some(b"-a")), ("a".to_string(), None));
         assert_eq!(split_list_options(Some(b"dir x")), (String::new(), Some(&b"dir x"[..])));
         assert_eq!(split_list_options(None), (String::new(), None));

@@ -139,10 +139,7 @@ mod tests {
     fn crlf_and_bare_lf() {
         let mut d = LineDecoder::new(100);
         d.feed(b"USER a\r\nPASS b\nNOOP");
-        assert_eq!(
-            lines(&mut d),
-            vec![Ok(b"USER a".to_vec()), Ok(b"PASS b".to_vec())]
-        );
+        assert_eq!(lines(&mut d), vec![Ok(b"USER a".to_vec()), Ok(b"PASS b".to_vec())]);
         d.feed(b"\r\n");
         assert_eq!(lines(&mut d), vec![Ok(b"NOOP".to_vec())]);
         assert!(d.is_empty());

@@ -69,9 +69,19 @@ impl Default for BlockDecoder {
 }
 
 impl BlockDecoder {
-    /// True once the end-of-file block has been decoded.
+    /// True once the end-of-file block has been decoded, including when
+    /// the last bytes of an end-of-file block that carries data were just
+    /// returned: no further input (which a MODE B sender never sends) is
+    /// needed to know the file is complete.
     pub fn is_done(&self) -> bool {
-        matches!(self.state, State::Done)
+        matches!(
+            self.state,
+            State::Done
+                | State::Data {
+                    remaining: 0,
+                    eof_after: true
+                }
+        )
     }
 
     /// Decodes from `input`, returning how many bytes were consumed and at
@@ -98,15 +108,25 @@ impl BlockDecoder {
                     let eof_after = descriptor & END_OF_FILE != 0;
                     if descriptor & RESTART_MARKER != 0 {
                         self.marker.clear();
-                        self.state = State::Marker { remaining: count, eof_after };
+                        self.state = State::Marker {
+                            remaining: count,
+                            eof_after,
+                        };
                     } else {
-                        self.state = State::Data { remaining: count, eof_after };
+                        self.state = State::Data {
+                            remaining: count,
+                            eof_after,
+                        };
                     }
                 }
                 State::Data { remaining, eof_after } => {
                     if *remaining == 0 {
                         let eof = *eof_after;
-                        self.state = if eof { State::Done } else { State::Header { buf: [0; 3], have: 0 } };
+                        self.state = if eof {
+                            State::Done
+                        } else {
+                            State::Header { buf: [0; 3], have: 0 }
+                        };
                         if eof {
                             return (used, Some(BlockEvent::EndOfFile));
                         }
@@ -129,7 +149,11 @@ impl BlockDecoder {
                         return (used, None);
                     }
                     let eof = *eof_after;
-                    self.state = if eof { State::Done } else { State::Header { buf: [0; 3], have: 0 } };
+                    self.state = if eof {
+                        State::Done
+                    } else {
+                        State::Header { buf: [0; 3], have: 0 }
+                    };
                     return (used, Some(BlockEvent::RestartMarker(std::mem::take(&mut self.marker))));
                 }
             }

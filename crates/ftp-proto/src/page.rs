@@ -42,8 +42,14 @@ pub enum PageEvent<'a> {
 #[derive(Debug)]
 enum State {
     /// `fields` holds the four fixed fields; optional fields are skipped.
-    Header { fields: [u8; 4], have: usize },
-    Data { remaining: usize, keep: bool },
+    Header {
+        fields: [u8; 4],
+        have: usize,
+    },
+    Data {
+        remaining: usize,
+        keep: bool,
+    },
     Done,
 }
 
@@ -57,7 +63,10 @@ pub struct PageDecoder {
 impl Default for PageDecoder {
     fn default() -> Self {
         PageDecoder {
-            state: State::Header { fields: [0; 4], have: 0 },
+            state: State::Header {
+                fields: [0; 4],
+                have: 0,
+            },
         }
     }
 }
@@ -98,15 +107,26 @@ impl PageDecoder {
                             return Ok((used, Some(PageEvent::End)));
                         }
                         SIMPLE_PAGE | ACCESS_CONTROLLED_PAGE => {
-                            self.state = State::Data { remaining: len, keep: true }
+                            self.state = State::Data {
+                                remaining: len,
+                                keep: true,
+                            }
                         }
-                        DESCRIPTOR_PAGE => self.state = State::Data { remaining: len, keep: false },
+                        DESCRIPTOR_PAGE => {
+                            self.state = State::Data {
+                                remaining: len,
+                                keep: false,
+                            }
+                        }
                         other => return Err(PageError::UnknownType(other)),
                     }
                 }
                 State::Data { remaining, keep } => {
                     if *remaining == 0 {
-                        self.state = State::Header { fields: [0; 4], have: 0 };
+                        self.state = State::Header {
+                            fields: [0; 4],
+                            have: 0,
+                        };
                         continue;
                     }
                     if used == input.len() {

@@ -146,10 +146,7 @@ impl Reply {
 /// with a line end in it must never be able to forge a second reply.
 fn push_line(out: &mut Vec<u8>, prefix: &str, text: &str) {
     out.extend_from_slice(prefix.as_bytes());
-    out.extend(
-        text.bytes()
-            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-    );
+    out.extend(text.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
     out.extend_from_slice(b"\r\n");
 }
 
@@ -177,10 +174,7 @@ mod tests {
             vec![" SIZE".to_string(), "226 not an end".to_string()],
             "End",
         );
-        assert_eq!(
-            r.encode(),
-            b"211-Features:\r\n SIZE\r\n 226 not an end\r\n211 End\r\n"
-        );
+        assert_eq!(r.encode(), b"211-Features:\r\n SIZE\r\n 226 not an end\r\n211 End\r\n");
     }
 
     #[test]

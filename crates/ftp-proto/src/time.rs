@@ -122,8 +122,7 @@ impl UtcTime {
             _ => return None,
         };
         // Seconds up to 60 allow a leap second, as RFC 3659 does.
-        if t.day == 0 || t.day > days_in_month || t.hour > 23 || t.minute > 59 || t.second > 60
-        {
+        if t.day == 0 || t.day > days_in_month || t.hour > 23 || t.minute > 59 || t.second > 60 {
             return None;
         }
         Some(t)

@@ -22,7 +22,10 @@ use crate::tls::MaybeTls;
 pub(crate) enum DataSetup {
     None,
     Passive(PassiveListener),
-    Active { target: SocketAddr, local_ip: IpAddr },
+    Active {
+        target: SocketAddr,
+        local_ip: IpAddr,
+    },
     /// A connection kept open after a MODE B transfer (RFC 959 §3.4.2).
     Open(MaybeTls),
 }
@@ -81,7 +84,10 @@ impl PassiveListener {
                 Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no data connection")),
             }
         });
-        Ok(PassiveListener { local, accept: Some(accept) })
+        Ok(PassiveListener {
+            local,
+            accept: Some(accept),
+        })
     }
 
     async fn connection(mut self) -> io::Result<TcpStream> {
@@ -120,7 +126,11 @@ fn bind_in_range(ip: IpAddr, ports: Option<&RangeInclusive<u16>>) -> io::Result<
 }
 
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.bind(addr)?;
     socket.listen(1)
 }
@@ -141,10 +151,18 @@ pub(crate) async fn establish(setup: DataSetup, timeout: Duration) -> io::Result
         DataSetup::Open(s) => return Ok((s, false)),
         DataSetup::Passive(p) => p.connection().await?,
         DataSetup::Active { target, local_ip } => {
-            let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            let socket = if target.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
             // Connect from the address the client talks to, so the data
             // connection comes from the host it expects.
-            let local_ip = if target.is_ipv4() { local_ip.to_canonical() } else { local_ip };
+            let local_ip = if target.is_ipv4() {
+                local_ip.to_canonical()
+            } else {
+                local_ip
+            };
             if local_ip.is_ipv4() == target.is_ipv4() {
                 socket.bind(SocketAddr::new(local_ip, 0))?;
             }

@@ -26,7 +26,10 @@ pub(crate) fn check(view: &GateView<'_>, spec: &VerbSpec) -> Result<(), Reply> {
     }
     let stores = matches!(spec.verb, Verb::Stor | Verb::Stou | Verb::Appe | Verb::Mkd);
     if stores && user.account_requirement == AccountRequirement::ForStore && !view.account_given {
-        return Err(Reply::new(ReplyCode::NeedAccountForStoring, "Need account for storing files; send ACCT"));
+        return Err(Reply::new(
+            ReplyCode::NeedAccountForStoring,
+            "Need account for storing files; send ACCT",
+        ));
     }
     Ok(())
 }

@@ -28,7 +28,11 @@ pub struct Server {
 impl Server {
     /// Binds every `config.listen` address (port 0 picks a free port; see
     /// [`Server::local_addrs`]).
-    pub async fn bind(config: ServerConfig, backend: Arc<dyn Backend>, auth: Arc<dyn Authenticator>) -> io::Result<Server> {
+    pub async fn bind(
+        config: ServerConfig,
+        backend: Arc<dyn Backend>,
+        auth: Arc<dyn Authenticator>,
+    ) -> io::Result<Server> {
         let mut listeners = Vec::new();
         for addr in &config.listen {
             listeners.push((bind_listener(*addr)?, false));
@@ -53,7 +57,11 @@ impl Server {
     }
 
     fn addrs(&self, implicit: bool) -> Vec<SocketAddr> {
-        self.listeners.iter().filter(|(_, i)| *i == implicit).filter_map(|(l, _)| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter(|(_, i)| *i == implicit)
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
     }
 
     /// Serves until `shutdown` resolves; then stops accepting and closes.
@@ -61,7 +69,12 @@ impl Server {
         let slots = Arc::new(Semaphore::new(self.shared.config.max_sessions));
         let mut accepts = JoinSet::new();
         for (listener, implicit) in self.listeners {
-            accepts.spawn(accept_loop(listener, Arc::clone(&self.shared), Arc::clone(&slots), implicit));
+            accepts.spawn(accept_loop(
+                listener,
+                Arc::clone(&self.shared),
+                Arc::clone(&slots),
+                implicit,
+            ));
         }
         shutdown.await;
         accepts.shutdown().await;
@@ -70,7 +83,11 @@ impl Server {
 }
 
 fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(1024)

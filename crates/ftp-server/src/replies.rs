@@ -16,13 +16,19 @@ pub(crate) fn storage_error(e: &StorageError) -> Reply {
         ErrorKind::NameNotAllowed => (ReplyCode::FileNameNotAllowed, "File name not allowed"),
         ErrorKind::InvalidOffset => (ReplyCode::FileUnavailable, "Restart offset is past the end of the file"),
         ErrorKind::Busy => (ReplyCode::FileActionNotTaken, "File busy, try again later"),
-        ErrorKind::TemporarilyUnavailable => (ReplyCode::FileActionNotTaken, "Storage temporarily unavailable, try again later"),
+        ErrorKind::TemporarilyUnavailable => (
+            ReplyCode::FileActionNotTaken,
+            "Storage temporarily unavailable, try again later",
+        ),
         ErrorKind::InsufficientStorage => (ReplyCode::InsufficientStorage, "Insufficient storage space"),
         ErrorKind::QuotaExceeded => (ReplyCode::ExceededStorageAllocation, "Exceeded storage allocation"),
         ErrorKind::Unsupported => (ReplyCode::CommandNotImplemented, "Not supported by this storage"),
         ErrorKind::Local => (ReplyCode::LocalError, "Local error in processing"),
     };
-    if matches!(e.kind, ErrorKind::Local | ErrorKind::TemporarilyUnavailable | ErrorKind::InsufficientStorage) {
+    if matches!(
+        e.kind,
+        ErrorKind::Local | ErrorKind::TemporarilyUnavailable | ErrorKind::InsufficientStorage
+    ) {
         tracing::warn!(error = %e, "storage failure");
     } else {
         tracing::debug!(error = %e, "storage refused");

@@ -40,9 +40,14 @@ pub(crate) struct Shared {
 /// Where the session is in the login sequence (RFC 959 §5.4 state diagram).
 pub(crate) enum Login {
     AwaitingUser,
-    AwaitingPassword { name: String },
+    AwaitingPassword {
+        name: String,
+    },
     /// PASS was right; the account needs ACCT to finish logging in (332).
-    AwaitingAccount { user: User, storage: Arc<dyn Storage> },
+    AwaitingAccount {
+        user: User,
+        storage: Arc<dyn Storage>,
+    },
     LoggedIn,
 }
 
@@ -142,9 +147,29 @@ impl Control {
     }
 
     async fn read_more(&mut self) -> std::io::Result<usize> {
-        let n = self.stream.read(&mut self.read_buf).await?;
+        let n = match &self.stream {
+            MaybeTls::Plain(tcp) => read_plain(tcp, &mut self.read_buf).await?,
+            _ => self.stream.read(&mut self.read_buf).await?,
+        };
         self.decoder.feed(&self.read_buf[..n]);
         Ok(n)
+    }
+}
+
+/// Reads a plain control socket. Not `AsyncReadExt::read`: tokio takes a
+/// short read as proof the socket is drained and waits for the next
+/// readiness edge, but a read also stops short at the TCP urgent mark
+/// (ftplib sends `ABOR\r\n` with MSG_OOB, and SO_OOBINLINE keeps the urgent
+/// LF in the stream) with that byte already received: no edge ever comes,
+/// and the command would wait for input the client will not send.
+/// `try_read` clears readiness only on WouldBlock.
+async fn read_plain(tcp: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        tcp.readable().await?;
+        match tcp.try_read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            result => return result,
+        }
     }
 }
 
@@ -187,7 +212,13 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, local: SocketAddr, implicit_tls: bool) -> Session {
+    pub fn new(
+        shared: Arc<Shared>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        implicit_tls: bool,
+    ) -> Session {
         let max_line = shared.config.max_line_length;
         let now = Instant::now();
         Session {
@@ -307,7 +338,9 @@ impl Session {
     /// Turns the control connection into TLS (AUTH TLS, or implicit FTPS at
     /// connect). False when the handshake failed: the session must end.
     pub async fn start_tls(&mut self) -> bool {
-        let Some(tls_config) = &self.shared.config.tls else { return false };
+        let Some(tls_config) = &self.shared.config.tls else {
+            return false;
+        };
         let config = match tls_config.provider.session_config() {
             Ok(c) => c,
             Err(e) => {
@@ -320,7 +353,12 @@ impl Session {
             return false;
         };
         let deadline = self.connected_at + self.shared.config.login_timeout;
-        let handshake = tokio::time::timeout_at(deadline.max(Instant::now() + self.shared.config.data_connection_timeout).into(), tls::accept(Arc::clone(&config), tcp));
+        let handshake = tokio::time::timeout_at(
+            deadline
+                .max(Instant::now() + self.shared.config.data_connection_timeout)
+                .into(),
+            tls::accept(Arc::clone(&config), tcp),
+        );
         match handshake.await {
             Ok(Ok(stream)) => {
                 self.ctl.stream = MaybeTls::Tls(Box::new(stream));
@@ -361,7 +399,11 @@ impl Session {
             return self.dispatch_line(&line).await;
         }
         if self.deferred.len() >= self.shared.config.max_queued_commands {
-            self.reply(ReplyCode::ServiceNotAvailable, "Too many commands queued during a transfer").await;
+            self.reply(
+                ReplyCode::ServiceNotAvailable,
+                "Too many commands queued during a transfer",
+            )
+            .await;
             return Flow::Close;
         }
         self.deferred.push_back(line);
@@ -401,11 +443,26 @@ impl Session {
         }
         match e {
             ParseError::UnknownCommand => Reply::new(ReplyCode::SyntaxError, "Unknown command"),
-            ParseError::MissingArgument(v) => Reply::new(ReplyCode::ArgumentSyntaxError, format!("{} needs an argument", v.name())),
-            ParseError::UnexpectedArgument(v) => Reply::new(ReplyCode::ArgumentSyntaxError, format!("{} takes no argument", v.name())),
-            ParseError::InvalidArgument(_, why) => Reply::new(ReplyCode::ArgumentSyntaxError, format!("Syntax error in argument: {why}")),
-            ParseError::UnsupportedParameter(_, why) => Reply::new(ReplyCode::ParameterNotImplemented, format!("Not implemented for that parameter: {why}")),
-            ParseError::UnsupportedProtocol(_) => Reply::new(ReplyCode::NetworkProtocolNotSupported, "Network protocol not supported, use (1,2)"),
+            ParseError::MissingArgument(v) => Reply::new(
+                ReplyCode::ArgumentSyntaxError,
+                format!("{} needs an argument", v.name()),
+            ),
+            ParseError::UnexpectedArgument(v) => Reply::new(
+                ReplyCode::ArgumentSyntaxError,
+                format!("{} takes no argument", v.name()),
+            ),
+            ParseError::InvalidArgument(_, why) => Reply::new(
+                ReplyCode::ArgumentSyntaxError,
+                format!("Syntax error in argument: {why}"),
+            ),
+            ParseError::UnsupportedParameter(_, why) => Reply::new(
+                ReplyCode::ParameterNotImplemented,
+                format!("Not implemented for that parameter: {why}"),
+            ),
+            ParseError::UnsupportedProtocol(_) => Reply::new(
+                ReplyCode::NetworkProtocolNotSupported,
+                "Network protocol not supported, use (1,2)",
+            ),
         }
     }
 

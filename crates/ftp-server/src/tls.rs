@@ -97,7 +97,9 @@ pub struct TlsProvider {
 
 impl fmt::Debug for TlsProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsProvider").field("source", &self.source).finish_non_exhaustive()
+        f.debug_struct("TlsProvider")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,12 +146,18 @@ fn build(source: &CertSource) -> Result<(ServerConfig, String), TlsError> {
     let (certs, key) = match source {
         CertSource::Files { cert, key } => (load_certs(cert)?, load_key(key)?),
         CertSource::SelfSigned { names } => {
-            let generated = rcgen::generate_simple_self_signed(names.clone()).map_err(|e| TlsError::Generate(e.to_string()))?;
-            let key = PrivateKeyDer::try_from(generated.key_pair.serialize_der()).map_err(|e| TlsError::Generate(e.to_string()))?;
+            let generated =
+                rcgen::generate_simple_self_signed(names.clone()).map_err(|e| TlsError::Generate(e.to_string()))?;
+            let key = PrivateKeyDer::try_from(generated.key_pair.serialize_der())
+                .map_err(|e| TlsError::Generate(e.to_string()))?;
             (vec![generated.cert.der().clone()], key)
         }
     };
-    let fingerprint = Sha256::digest(certs[0].as_ref()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
+    let fingerprint = Sha256::digest(certs[0].as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(TlsError::Rustls)?
@@ -248,5 +256,8 @@ impl AsyncWrite for MaybeTls {
 }
 
 fn detached() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection is changing between plain and TLS")
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "connection is changing between plain and TLS",
+    )
 }

@@ -47,9 +47,19 @@ impl TransferOutcome {
 
 /// What a transfer moves.
 pub(crate) enum Job {
-    Retr { source: Box<dyn FileRead>, offset: u64 },
-    Stor { upload: Box<dyn Upload>, offset: u64, unique_name: Option<String> },
-    List { listing: Listing, format: ListFormat },
+    Retr {
+        source: Box<dyn FileRead>,
+        offset: u64,
+    },
+    Stor {
+        upload: Box<dyn Upload>,
+        offset: u64,
+        unique_name: Option<String>,
+    },
+    List {
+        listing: Listing,
+        format: ListFormat,
+    },
 }
 
 pub(crate) enum Listing {
@@ -106,22 +116,43 @@ enum Stop {
 impl Stop {
     fn reply(&self) -> Reply {
         match self {
-            Stop::Cancelled => Reply::new(ReplyCode::ConnectionClosedTransferAborted, "Connection closed; transfer aborted"),
-            Stop::Stalled => Reply::new(ReplyCode::ConnectionClosedTransferAborted, "Transfer stalled; connection closed"),
+            Stop::Cancelled => Reply::new(
+                ReplyCode::ConnectionClosedTransferAborted,
+                "Connection closed; transfer aborted",
+            ),
+            Stop::Stalled => Reply::new(
+                ReplyCode::ConnectionClosedTransferAborted,
+                "Transfer stalled; connection closed",
+            ),
             Stop::Network(e) => {
                 tracing::debug!(error = %e, "data connection failed");
-                Reply::new(ReplyCode::ConnectionClosedTransferAborted, "Data connection broken; transfer aborted")
+                Reply::new(
+                    ReplyCode::ConnectionClosedTransferAborted,
+                    "Data connection broken; transfer aborted",
+                )
             }
-            Stop::Truncated => Reply::new(ReplyCode::ConnectionClosedTransferAborted, "Data connection closed before end of file; transfer aborted"),
+            Stop::Truncated => Reply::new(
+                ReplyCode::ConnectionClosedTransferAborted,
+                "Data connection closed before end of file; transfer aborted",
+            ),
             Stop::Storage(e) => replies::storage_error(e),
             Stop::NoConnection => Reply::new(ReplyCode::CantOpenDataConnection, "Can't open data connection"),
-            Stop::TlsRequired => Reply::new(ReplyCode::NetworkProtocolNotSupported, "TLS handshake on the data connection failed; PROT P needs TLS"),
+            Stop::TlsRequired => Reply::new(
+                ReplyCode::NetworkProtocolNotSupported,
+                "TLS handshake on the data connection failed; PROT P needs TLS",
+            ),
             Stop::SessionNotResumed => Reply::new(
                 ReplyCode::NetworkProtocolNotSupported,
                 "Data connection must resume the TLS session of the control connection",
             ),
-            Stop::Page(page::PageError::UnknownType(t)) => Reply::new(ReplyCode::PageTypeUnknown, format!("Requested action aborted: page type {t} unknown")),
-            Stop::Page(page::PageError::BadHeaderLength(n)) => Reply::new(ReplyCode::PageTypeUnknown, format!("Requested action aborted: bad page header length {n}")),
+            Stop::Page(page::PageError::UnknownType(t)) => Reply::new(
+                ReplyCode::PageTypeUnknown,
+                format!("Requested action aborted: page type {t} unknown"),
+            ),
+            Stop::Page(page::PageError::BadHeaderLength(n)) => Reply::new(
+                ReplyCode::PageTypeUnknown,
+                format!("Requested action aborted: bad page header length {n}"),
+            ),
         }
     }
 }
@@ -185,7 +216,11 @@ pub(crate) async fn run(job: Job, mut ctx: TransferContext) -> TransferOutcome {
     };
     match job {
         Job::Retr { source, offset } => send_file(stream, source, offset, ctx).await,
-        Job::Stor { upload, offset, unique_name } => receive_file(stream, upload, offset, unique_name, ctx).await,
+        Job::Stor {
+            upload,
+            offset,
+            unique_name,
+        } => receive_file(stream, upload, offset, unique_name, ctx).await,
         Job::List { listing, format } => send_listing(stream, listing, format, ctx).await,
     }
 }
@@ -193,8 +228,12 @@ pub(crate) async fn run(job: Job, mut ctx: TransferContext) -> TransferOutcome {
 /// Runs the TLS handshake on a new data connection under PROT P and checks
 /// that it resumed the control session when the policy says so.
 async fn protect(stream: MaybeTls, ctx: &mut TransferContext) -> Result<MaybeTls, Stop> {
-    let Some(protection) = &ctx.protection else { return Ok(stream) };
-    let MaybeTls::Plain(tcp) = stream else { return Ok(stream) };
+    let Some(protection) = &ctx.protection else {
+        return Ok(stream);
+    };
+    let MaybeTls::Plain(tcp) = stream else {
+        return Ok(stream);
+    };
     let handshake = tls::accept(Arc::clone(&protection.config), tcp);
     let tls = tokio::select! {
         biased;
@@ -218,7 +257,10 @@ async fn protect(stream: MaybeTls, ctx: &mut TransferContext) -> Result<MaybeTls
 async fn finish_send(mut stream: MaybeTls, mode: TransferMode) -> TransferOutcome {
     if mode == TransferMode::Block {
         return TransferOutcome {
-            reply: Reply::new(ReplyCode::DataConnectionOpenNoTransfer, "Transfer complete; data connection kept open (MODE B)"),
+            reply: Reply::new(
+                ReplyCode::DataConnectionOpenNoTransfer,
+                "Transfer complete; data connection kept open (MODE B)",
+            ),
             keep_open: Some(stream),
         };
     }
@@ -298,7 +340,12 @@ impl SendEncoder {
     }
 }
 
-async fn send_file(mut stream: MaybeTls, mut source: Box<dyn FileRead>, offset: u64, mut ctx: TransferContext) -> TransferOutcome {
+async fn send_file(
+    mut stream: MaybeTls,
+    mut source: Box<dyn FileRead>,
+    offset: u64,
+    mut ctx: TransferContext,
+) -> TransferOutcome {
     let mut encoder = SendEncoder::new(ctx.params);
     let stall = ctx.stall_timeout;
     let result: Result<(), Stop> = async {
@@ -386,7 +433,10 @@ async fn receive_file(
                         match event {
                             Some(BlockEvent::Data(d)) => d,
                             Some(BlockEvent::RestartMarker(marker)) => {
-                                let marker: String = String::from_utf8_lossy(&marker).chars().filter(|c| c.is_ascii_graphic()).collect();
+                                let marker: String = String::from_utf8_lossy(&marker)
+                                    .chars()
+                                    .filter(|c| c.is_ascii_graphic())
+                                    .collect();
                                 let reply = Reply::new(ReplyCode::RestartMarker, format!("MARK {marker} = {position}"));
                                 if ctx.marks.send(reply).await.is_ok() {
                                     marks_sent += 1;
@@ -430,7 +480,10 @@ async fn receive_file(
                 };
                 if ctx.params.mode == TransferMode::Block {
                     TransferOutcome {
-                        reply: Reply::new(ReplyCode::DataConnectionOpenNoTransfer, format!("{text}; data connection kept open (MODE B)")),
+                        reply: Reply::new(
+                            ReplyCode::DataConnectionOpenNoTransfer,
+                            format!("{text}; data connection kept open (MODE B)"),
+                        ),
                         keep_open: Some(stream),
                     }
                 } else {
@@ -492,14 +545,22 @@ async fn store_chunk(
     Ok(total)
 }
 
-async fn send_listing(mut stream: MaybeTls, listing: Listing, format: ListFormat, mut ctx: TransferContext) -> TransferOutcome {
+async fn send_listing(
+    mut stream: MaybeTls,
+    listing: Listing,
+    format: ListFormat,
+    mut ctx: TransferContext,
+) -> TransferOutcome {
     let stall = ctx.stall_timeout;
     let now = SystemTime::now();
     let mut out = Vec::with_capacity(64 * 1024);
     let mut wire = Vec::new();
     // Listings are text: TYPE A changes nothing (lines already end in CR LF)
     // but MODE B and STRU P framing still apply.
-    let mut encoder = SendEncoder::new(TransferParams { kind: TransferType::Image, ..ctx.params });
+    let mut encoder = SendEncoder::new(TransferParams {
+        kind: TransferType::Image,
+        ..ctx.params
+    });
     let result: Result<(), Stop> = async {
         let (mut single, mut dir) = match listing {
             Listing::Single(e) => (Some(e), None),
@@ -515,17 +576,38 @@ async fn send_listing(mut stream: MaybeTls, listing: Listing, format: ListFormat
             let line = match &format {
                 ListFormat::Long => listing::format_list_line(&entry.facts, &entry.name, now),
                 ListFormat::Names => entry.name.clone(),
-                ListFormat::Facts { set, permissions } => {
-                    listing::format_mlsx(&entry.facts, &entry.name, &crate::commands::perm_fact(entry.facts.kind, *permissions), set)
-                }
+                ListFormat::Facts { set, permissions } => listing::format_mlsx(
+                    &entry.facts,
+                    &entry.name,
+                    &crate::commands::perm_fact(entry.facts.kind, *permissions),
+                    set,
+                ),
             };
             out.extend_from_slice(line.as_bytes());
             out.extend_from_slice(b"\r\n");
             if out.len() >= 60 * 1024 {
-                flush_listing(&mut stream, &mut encoder, &mut out, &mut wire, &mut ctx.cancel, stall, &ctx.progress).await?;
+                flush_listing(
+                    &mut stream,
+                    &mut encoder,
+                    &mut out,
+                    &mut wire,
+                    &mut ctx.cancel,
+                    stall,
+                    &ctx.progress,
+                )
+                .await?;
             }
         }
-        flush_listing(&mut stream, &mut encoder, &mut out, &mut wire, &mut ctx.cancel, stall, &ctx.progress).await?;
+        flush_listing(
+            &mut stream,
+            &mut encoder,
+            &mut out,
+            &mut wire,
+            &mut ctx.cancel,
+            stall,
+            &ctx.progress,
+        )
+        .await?;
         encoder.finish(&mut wire);
         if !wire.is_empty() {
             guarded(&mut ctx.cancel, stall, stream.write_all(&wire)).await?;

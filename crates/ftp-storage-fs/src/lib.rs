@@ -11,7 +11,9 @@
 //! itself is never followed out of the root either. There is no fallback
 //! for kernels without openat2 (before 5.6): [`FsBackend::new`] fails.
 //!
-//! All system calls run on tokio's blocking pool.
+//! Every system call runs off the async threads: on tokio's blocking pool,
+//! or, for upload writes on a multi-threaded runtime, inside
+//! `block_in_place`, which spares copying each chunk (see `upload`).
 //!
 //! Layout:
 //! - this file: [`FsOptions`], [`Durability`], [`FsBackend`] and the
@@ -168,7 +170,7 @@ where
     F: FnOnce() -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        StorageError::new(ErrorKind::Local, format!("blocking storage task failed: {e}"))
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::new(ErrorKind::Local, format!("blocking storage task failed: {e}")))?
 }

@@ -104,18 +104,14 @@ impl DirReader {
 
 /// The listing entry for `name`, or `None` for entries a client must not
 /// see: `.` and `..`, the backend's temporary uploads, names that are not
-/// UTF-8 or contain control characters (no FtpPath can name them, and a
-/// CR/LF in a name would forge lines in a LIST reply), and entries removed
-/// since the directory was read.
+/// UTF-8 or contain the control characters FtpPath refuses (no client path
+/// can name them, and a CR/LF in a name would forge lines in a LIST reply),
+/// and entries removed since the directory was read.
 fn describe(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<DirEntry>> {
     let Ok(text) = name.to_str() else {
         return Ok(None);
     };
-    if text == "."
-        || text == ".."
-        || text.starts_with(TEMP_PREFIX)
-        || text.chars().any(|c| c.is_control())
-    {
+    if text == "." || text == ".." || text.starts_with(TEMP_PREFIX) || text.bytes().any(|b| b < 0x20 || b == 0x7F) {
         return Ok(None);
     }
     match sys::lstatat(dir, name) {
@@ -156,9 +152,10 @@ impl DirStream for FsDirStream {
         if self.finished {
             return Ok(None);
         }
-        let mut reader = self.reader.take().ok_or_else(|| {
-            StorageError::new(ErrorKind::Local, "directory listing was interrupted")
-        })?;
+        let mut reader = self
+            .reader
+            .take()
+            .ok_or_else(|| StorageError::new(ErrorKind::Local, "directory listing was interrupted"))?;
         let (reader, batch) = blocking(move || {
             let batch = reader.next_batch(BATCH);
             Ok((reader, batch))

@@ -11,8 +11,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use ftp_storage::{
-    Capabilities, DirStream, ErrorKind, Facts, FileRead, FtpPath, Result, Storage, StorageError,
-    Upload, WriteMode,
+    Capabilities, DirStream, ErrorKind, Facts, FileRead, FtpPath, Result, Storage, StorageError, Upload, WriteMode,
 };
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -57,10 +56,7 @@ fn not_a_file(st: &sys::Stat) -> Option<StorageError> {
     if st.is_dir() {
         Some(StorageError::new(ErrorKind::IsADirectory, "is a directory"))
     } else if !st.is_file() {
-        Some(StorageError::new(
-            ErrorKind::PermissionDenied,
-            "not a regular file",
-        ))
+        Some(StorageError::new(ErrorKind::PermissionDenied, "not a regular file"))
     } else {
         None
     }
@@ -141,11 +137,7 @@ fn open_aside(inner: &Inner, path: &FtpPath, exclusive: bool) -> Result<FsUpload
         exclusive,
         keep_partial: options.keep_partial_uploads,
     };
-    Ok(FsUpload::new(
-        file,
-        Placement::Aside(aside),
-        options.durability,
-    ))
+    Ok(FsUpload::new(file, Placement::Aside(aside), options.durability))
 }
 
 /// Opens the target of an `Append` or `ResumeAt` upload, which writes into
@@ -165,9 +157,7 @@ fn open_in_place(inner: &Inner, path: &FtpPath, resume_at: Option<u64>) -> Resul
                 inner.open(&rel, libc::O_WRONLY | libc::O_CREAT | OPEN_EXISTING, mode)?
             }
             // A missing file has no byte `offset`.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                return Err(invalid_offset(offset, 0))
-            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(invalid_offset(offset, 0)),
             other => other?,
         },
     };
@@ -200,17 +190,14 @@ struct FsFileRead {
 }
 
 impl AsyncRead for FsFileRead {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.file).poll_read(cx, buf)
     }
 }
 
 impl FileRead for FsFileRead {
-    /// The descriptor is positioned at the requested offset.
+    /// The descriptor is positioned at the requested offset (as long as
+    /// nothing was read through `AsyncRead`, which moves it).
     fn sendfile_fd(&self) -> Option<RawFd> {
         Some(self.file.as_raw_fd())
     }
@@ -285,20 +272,16 @@ impl Storage for FsStorage {
     }
 
     async fn mkdir(&self, path: &FtpPath) -> Result<()> {
-        self.at_name(path, |dir, name, inner| {
-            sys::mkdirat(dir, name, inner.options.dir_mode)
-        })
-        .await
+        self.at_name(path, |dir, name, inner| sys::mkdirat(dir, name, inner.options.dir_mode))
+            .await
     }
 
     async fn rmdir(&self, path: &FtpPath) -> Result<()> {
-        self.at_name(path, |dir, name, _| sys::unlinkat(dir, name, true))
-            .await
+        self.at_name(path, |dir, name, _| sys::unlinkat(dir, name, true)).await
     }
 
     async fn delete(&self, path: &FtpPath) -> Result<()> {
-        self.at_name(path, |dir, name, _| sys::unlinkat(dir, name, false))
-            .await
+        self.at_name(path, |dir, name, _| sys::unlinkat(dir, name, false)).await
     }
 
     async fn rename(&self, from: &FtpPath, to: &FtpPath) -> Result<()> {

@@ -60,11 +60,7 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: c_int, mode: u32) -> io:
     let flags = flags | libc::O_CLOEXEC;
     let how = OpenHow {
         flags: flags as u32 as u64,
-        mode: if flags & libc::O_CREAT != 0 {
-            u64::from(mode)
-        } else {
-            0
-        },
+        mode: if flags & libc::O_CREAT != 0 { u64::from(mode) } else { 0 },
         resolve: RESOLVE,
     };
     let mut again = 0;
@@ -130,23 +126,11 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, directory: bool) -> io::Result
 }
 
 /// renameat(2): replaces `to` if it exists (and is compatible).
-pub fn renameat(
-    from_dir: BorrowedFd<'_>,
-    from: &CStr,
-    to_dir: BorrowedFd<'_>,
-    to: &CStr,
-) -> io::Result<()> {
+pub fn renameat(from_dir: BorrowedFd<'_>, from: &CStr, to_dir: BorrowedFd<'_>, to: &CStr) -> io::Result<()> {
     retry(|| {
         // SAFETY: both names are NUL-terminated and outlive the call; both
         // descriptors are open.
-        check(unsafe {
-            libc::renameat(
-                from_dir.as_raw_fd(),
-                from.as_ptr(),
-                to_dir.as_raw_fd(),
-                to.as_ptr(),
-            )
-        })
+        check(unsafe { libc::renameat(from_dir.as_raw_fd(), from.as_ptr(), to_dir.as_raw_fd(), to.as_ptr()) })
     })
     .map(drop)
 }
@@ -174,9 +158,7 @@ pub fn rename_noreplace(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Resu
             retry(|| {
                 // SAFETY: as above; flags 0 means a symlink `from` is linked
                 // itself, not followed.
-                check(unsafe {
-                    libc::linkat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr(), 0)
-                })
+                check(unsafe { libc::linkat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr(), 0) })
             })?;
             unlinkat(dir, from, false)
         }
@@ -273,14 +255,7 @@ pub fn getdents64(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     retry(|| {
         // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`,
         // which is exclusively borrowed for the call; `dir` is open.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                dir.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {

@@ -6,18 +6,25 @@
 //! old file or the whole new one. `Append` and `ResumeAt` write into the
 //! file itself.
 //!
-//! Writes are pipelined: `write_all` copies the caller's chunk into one of
-//! two buffers that this upload owns and hands it to the blocking pool,
-//! then returns; the next `write_all` first copies its chunk into the other
-//! buffer and only then waits for the previous write. So the copy, the
-//! caller's next network read and the disk write of the previous chunk
-//! overlap, and the copy that the borrowed `&[u8]` forces (spawn_blocking
-//! needs owned data) costs no extra allocation. A failed write is reported
-//! by the next `write_all` or by `commit`, and poisons the upload.
+//! Writing a chunk, `write_all(&[u8])`, has two paths:
 //!
-//! `block_in_place` would avoid the copy, but it panics on a current-thread
-//! runtime and serialises the network read with the disk write; the
-//! pipeline measured faster (see the throughput test).
+//! - On a multi-threaded runtime (the server's), the chunk is written
+//!   straight from the caller's slice inside `block_in_place`: no copy and
+//!   no hand-over to another thread. The worker's other tasks move to
+//!   another thread meanwhile, so nothing else waits for the disk. This
+//!   measured the fastest (see tests/throughput.rs).
+//! - On a current-thread runtime, where `block_in_place` panics, the chunk
+//!   is copied into one of two buffers this upload owns (spawn_blocking
+//!   needs owned data) and written on the blocking pool; `write_all`
+//!   returns without waiting, and the next call copies its chunk before
+//!   waiting for the previous write, so copy, the caller's next read and
+//!   the disk write overlap. A failed write is then reported by the next
+//!   `write_all` or by `commit`.
+//!
+//! Either way a failed write poisons the upload (the file has a hole), and
+//! a `write_all` future dropped half-way (the server's stall timeout or
+//! ABOR) loses nothing already handed to the disk: the write in flight stays
+//! tracked and is waited for by the next call.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -26,6 +33,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use async_trait::async_trait;
 use ftp_storage::{ErrorKind, Result, StorageError, Upload};
+use tokio::runtime::RuntimeFlavor;
 use tokio::task::JoinHandle;
 
 use crate::names::TEMP_PREFIX;
@@ -95,7 +103,9 @@ pub(crate) enum Placement {
     Aside(Aside),
     /// Into the target itself. `dir` is its parent when the durability asks
     /// for a directory fsync (the file may have been created).
-    InPlace { dir: Option<OwnedFd> },
+    InPlace {
+        dir: Option<OwnedFd>,
+    },
 }
 
 /// A chunk written on the blocking pool, handed back with the file.
@@ -139,8 +149,12 @@ impl FsUpload {
 
     /// Waits for the chunk in flight, if any, and takes the file back.
     async fn settle(&mut self) -> Result<()> {
-        if let Some(handle) = self.in_flight.take() {
-            match handle.await {
+        if let Some(handle) = self.in_flight.as_mut() {
+            // Awaited in place, not taken: if this future is dropped, the
+            // chunk stays tracked and the next call waits for it again.
+            let joined = handle.await;
+            self.in_flight = None;
+            match joined {
                 Ok(done) => {
                     self.file = Some(done.file);
                     self.spare = done.buf;
@@ -164,14 +178,19 @@ impl FsUpload {
         Ok(())
     }
 
-    fn take_file(&mut self) -> Result<File> {
-        // Missing only if a write_all future was dropped half-way, which
-        // loses the chunk in flight.
-        self.file.take().ok_or_else(|| {
-            self.failed = true;
-            StorageError::new(ErrorKind::Local, "upload was interrupted during a write")
-        })
+    fn file_gone() -> StorageError {
+        // Only a panic in a write task can lose the file.
+        StorageError::new(ErrorKind::Local, "upload file was lost")
     }
+
+    fn take_file(&mut self) -> Result<File> {
+        self.file.take().ok_or_else(Self::file_gone)
+    }
+}
+
+/// Whether `block_in_place` may be used here.
+fn on_multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
 /// Makes the upload durable as configured and visible under its name.
@@ -211,12 +230,7 @@ fn finish(file: File, placement: Placement, durability: Durability) -> io::Resul
 /// fsync of a directory, so a rename or a creation in it survives a crash.
 /// `dir` may be an O_PATH descriptor, which fsync refuses, hence the reopen.
 fn sync_dir(dir: &OwnedFd) -> io::Result<()> {
-    let fd = sys::openat(
-        dir.as_fd(),
-        c".",
-        libc::O_RDONLY | libc::O_DIRECTORY,
-        0,
-    )?;
+    let fd = sys::openat(dir.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
     File::from(fd).sync_all()
 }
 
@@ -229,10 +243,15 @@ impl Upload for FsUpload {
         if data.is_empty() {
             return Ok(());
         }
-        if std::env::var_os("BIP").is_some() {
-            let file = self.file.as_mut().unwrap();
+        if on_multi_thread_runtime() {
+            self.settle().await?;
+            let file = self.file.as_mut().ok_or_else(Self::file_gone)?;
+            if let Err(e) = tokio::task::block_in_place(|| file.write_all(data)) {
+                self.failed = true;
+                return Err(e.into());
+            }
             self.written += data.len() as u64;
-            return tokio::task::block_in_place(|| file.write_all(data)).map_err(Into::into);
+            return Ok(());
         }
         // Copy first, while the previous chunk is still being written.
         let mut buf = std::mem::take(&mut self.spare);
@@ -245,7 +264,6 @@ impl Upload for FsUpload {
             let result = file.write_all(&buf);
             Written { file, buf, result }
         }));
-        if std::env::var_os("SEQ").is_some() { self.settle().await?; }
         Ok(())
     }
 

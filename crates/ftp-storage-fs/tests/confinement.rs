@@ -185,11 +185,7 @@ async fn a_home_behind_an_escaping_symlink_is_refused() {
     let t = Tree::new().await;
     std::os::unix::fs::symlink(t.outside(), t.tmp.path().join("root/evil")).unwrap();
     for home in ["/evil", "/evil/sub"] {
-        assert_kind(
-            t.backend.user_storage(&path(home)).await.map(|_| ()),
-            REFUSED,
-            home,
-        );
+        assert_kind(t.backend.user_storage(&path(home)).await.map(|_| ()), REFUSED, home);
     }
     assert!(!t.outside().join("sub").exists());
     // A nested home is created beneath the root.

@@ -99,10 +99,7 @@ async fn readers_never_see_a_partial_replace() {
                 let data = read(&*s, "/f").await.expect("read during replace");
                 assert_eq!(data.len(), LEN, "a reader saw a partial file");
                 let first = data[0];
-                assert!(
-                    data.iter().all(|&b| b == first),
-                    "a reader saw a mix of old and new"
-                );
+                assert!(data.iter().all(|&b| b == first), "a reader saw a mix of old and new");
                 saw_new |= first == b'n';
                 reads += 1;
             }
@@ -172,7 +169,9 @@ async fn replace_keeps_the_permissions_of_the_old_file() {
     let s = &*t.storage;
     upload(s, "/run.sh", WriteMode::Replace, b"#!/bin/sh").await.unwrap();
     s.chmod(&path("/run.sh"), 0o750).await.unwrap();
-    upload(s, "/run.sh", WriteMode::Replace, b"#!/bin/sh\necho").await.unwrap();
+    upload(s, "/run.sh", WriteMode::Replace, b"#!/bin/sh\necho")
+        .await
+        .unwrap();
     let facts = s.stat(&path("/run.sh")).await.unwrap();
     assert_eq!(facts.mode, Some(0o750));
 }
@@ -323,4 +322,31 @@ async fn huge_directory() {
         seen[i] = true;
     }
     assert!(seen.iter().all(|&s| s));
+}
+
+/// The server wraps each write in a timeout and a cancel signal, so a
+/// `write_all` future may be dropped while it waits for the chunk before.
+/// The upload must stay consistent: a cancelled chunk is either wholly
+/// written and counted or not at all.
+#[tokio::test(flavor = "current_thread")]
+async fn a_cancelled_write_loses_nothing_already_sent() {
+    let t = Tree::new().await;
+    let s = &*t.storage;
+    // A large first chunk, so it is still being written when the second waits.
+    let (a, b, c) = (vec![b'a'; 64 << 20], vec![b'b'; 1000], vec![b'c'; 1000]);
+    let mut up = s.open_write(&path("/f"), WriteMode::Replace).await.unwrap();
+    up.write_all(&a).await.unwrap();
+    let cancelled = tokio::time::timeout(Duration::ZERO, up.write_all(&b)).await;
+    up.write_all(&c).await.unwrap();
+    let n = up.commit().await.unwrap();
+    let got = read(s, "/f").await.unwrap();
+    let expected = match cancelled {
+        Ok(r) => {
+            r.unwrap();
+            [&a[..], &b, &c].concat()
+        }
+        Err(_) => [&a[..], &c].concat(),
+    };
+    assert_eq!(n, expected.len() as u64);
+    assert!(got == expected, "content after a cancelled write");
 }

@@ -11,7 +11,7 @@
 //! Only the public interface is used. Each check works in its own directory
 //! of a fresh user storage (under a unique home), panics with a message
 //! naming the check and what differed, and skips what the backend's
-//! [`Capabilities`] say it cannot do. The checks are public too, so a
+//! [`Capabilities`](crate::Capabilities) say it cannot do. The checks are public too, so a
 //! backend can run one alone while debugging.
 //!
 //! The suite needs a tokio runtime with the time driver (`#[tokio::test]`
@@ -64,11 +64,7 @@ fn unique() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -109,13 +105,7 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Uploads `data` in chunks cycling through `chunks` and commits.
-async fn upload_chunked(
-    s: &dyn Storage,
-    p: &FtpPath,
-    mode: WriteMode,
-    data: &[u8],
-    chunks: &[usize],
-) -> Result<u64> {
+async fn upload_chunked(s: &dyn Storage, p: &FtpPath, mode: WriteMode, data: &[u8], chunks: &[usize]) -> Result<u64> {
     let mut up = s.open_write(p, mode).await?;
     let mut rest = data;
     for size in chunks.iter().cycle() {
@@ -135,8 +125,16 @@ async fn upload(s: &dyn Storage, p: &FtpPath, mode: WriteMode, data: &[u8]) -> R
 
 /// Uploads and checks the commit's byte count.
 async fn put(check: &str, s: &dyn Storage, p: &FtpPath, data: &[u8]) {
-    let n = ok(check, &format!("upload {p}"), upload(s, p, WriteMode::Replace, data).await);
-    assert_eq!(n, data.len() as u64, "[{check}] commit of {p} returned a wrong byte count");
+    let n = ok(
+        check,
+        &format!("upload {p}"),
+        upload(s, p, WriteMode::Replace, data).await,
+    );
+    assert_eq!(
+        n,
+        data.len() as u64,
+        "[{check}] commit of {p} returned a wrong byte count"
+    );
 }
 
 async fn read_at(s: &dyn Storage, p: &FtpPath, offset: u64) -> Result<Vec<u8>> {
@@ -199,7 +197,12 @@ pub async fn directories(s: &dyn Storage) {
         let facts = ok(C, &format!("stat {p}"), s.stat(p).await);
         assert_eq!(facts.kind, EntryKind::Dir, "[{C}] stat {p}: not a directory");
     }
-    fails(C, "mkdir of an existing directory", s.mkdir(&a).await, ErrorKind::AlreadyExists);
+    fails(
+        C,
+        "mkdir of an existing directory",
+        s.mkdir(&a).await,
+        ErrorKind::AlreadyExists,
+    );
     fails(
         C,
         "mkdir in a missing parent",
@@ -223,16 +226,29 @@ pub async fn directories(s: &dyn Storage) {
     assert_eq!(inner.keys().collect::<Vec<_>>(), ["b", "f.txt"], "[{C}] listing of {a}");
     assert_eq!(inner["b"].0, EntryKind::Dir, "[{C}] kind of {b} in a listing");
     assert_eq!(inner["f.txt"], file(3), "[{C}] kind and size of a file in a listing");
-    assert!(list(C, s, &b).await.is_empty(), "[{C}] an empty directory lists entries");
+    assert!(
+        list(C, s, &b).await.is_empty(),
+        "[{C}] an empty directory lists entries"
+    );
 
-    fails(C, "rmdir of a non-empty directory", s.rmdir(&a).await, ErrorKind::DirectoryNotEmpty);
+    fails(
+        C,
+        "rmdir of a non-empty directory",
+        s.rmdir(&a).await,
+        ErrorKind::DirectoryNotEmpty,
+    );
     fails(
         C,
         "rmdir of a file",
         s.rmdir(&a.join("f.txt")).await,
         ErrorKind::NotADirectory,
     );
-    fails(C, "rmdir of a missing directory", s.rmdir(&a.join("nope")).await, ErrorKind::NotFound);
+    fails(
+        C,
+        "rmdir of a missing directory",
+        s.rmdir(&a.join("nope")).await,
+        ErrorKind::NotFound,
+    );
     ok(C, "rmdir of an empty directory", s.rmdir(&b).await);
     fails(C, "stat of a removed directory", s.stat(&b).await, ErrorKind::NotFound);
     assert_eq!(names(C, s, &a).await, ["f.txt"], "[{C}] listing after rmdir");
@@ -248,7 +264,12 @@ pub async fn delete_files(s: &dyn Storage) {
     mkdir(C, s, &base.join("d")).await;
     ok(C, "delete a file", s.delete(&f).await);
     fails(C, "stat of a deleted file", s.stat(&f).await, ErrorKind::NotFound);
-    fails(C, "read of a deleted file", read_at(s, &f, 0).await, ErrorKind::NotFound);
+    fails(
+        C,
+        "read of a deleted file",
+        read_at(s, &f, 0).await,
+        ErrorKind::NotFound,
+    );
     fails(C, "delete of a missing file", s.delete(&f).await, ErrorKind::NotFound);
     fails(
         C,
@@ -269,14 +290,22 @@ pub async fn read_at_offsets(s: &dyn Storage) {
     put(C, s, &f, &data).await;
     for offset in [0, 1, 4321, 9_999, 10_000] {
         let got = ok(C, &format!("read at {offset}"), read_at(s, &f, offset).await);
-        assert!(got == data[offset as usize..], "[{C}] content read from offset {offset}");
+        assert!(
+            got == data[offset as usize..],
+            "[{C}] content read from offset {offset}"
+        );
     }
     // Past the end: refused, or (for backends that cannot tell) empty.
     match read_at(s, &f, 10_001).await {
         Ok(got) => assert!(got.is_empty(), "[{C}] read past the end returned data"),
         Err(e) => assert_eq!(e.kind, ErrorKind::InvalidOffset, "[{C}] read past the end: {e}"),
     }
-    fails(C, "read of a directory", read_at(s, &base, 0).await, ErrorKind::IsADirectory);
+    fails(
+        C,
+        "read of a directory",
+        read_at(s, &base, 0).await,
+        ErrorKind::IsADirectory,
+    );
     fails(
         C,
         "read of a missing file",
@@ -294,7 +323,11 @@ pub async fn replace_round_trip(s: &dyn Storage) {
     let f = base.join("big.bin");
     let big = payload(5 * 1024 * 1024 + 12_345, 2);
     let chunks = [1, 4096, 65_537, 262_151, 1_048_579, 7];
-    let n = ok(C, "multi-MiB upload", upload_chunked(s, &f, WriteMode::Replace, &big, &chunks).await);
+    let n = ok(
+        C,
+        "multi-MiB upload",
+        upload_chunked(s, &f, WriteMode::Replace, &big, &chunks).await,
+    );
     assert_eq!(n, big.len() as u64, "[{C}] commit byte count of the big upload");
     let facts = ok(C, "stat after upload", s.stat(&f).await);
     assert_eq!((facts.kind, facts.size), file(big.len()), "[{C}] stat of the big file");
@@ -302,7 +335,10 @@ pub async fn replace_round_trip(s: &dyn Storage) {
 
     let small = payload(1000, 3);
     put(C, s, &f, &small).await;
-    assert!(read(C, s, &f).await == small, "[{C}] a shorter replace did not truncate");
+    assert!(
+        read(C, s, &f).await == small,
+        "[{C}] a shorter replace did not truncate"
+    );
     put(C, s, &f, b"").await;
     assert_eq!(ok(C, "stat empty", s.stat(&f).await).size, 0, "[{C}] empty replace");
     assert!(read(C, s, &f).await.is_empty(), "[{C}] empty file has content");
@@ -333,7 +369,11 @@ pub async fn replace_invisible_until_commit(s: &dyn Storage) {
     let mut up = ok(C, "open existing", s.open_write(&f, WriteMode::Replace).await);
     ok(C, "write existing", up.write_all(&newer).await);
     assert!(read(C, s, &f).await == old, "[{C}] old content changed before commit");
-    assert_eq!(ok(C, "stat old", s.stat(&f).await).size, 3000, "[{C}] size before commit");
+    assert_eq!(
+        ok(C, "stat old", s.stat(&f).await).size,
+        3000,
+        "[{C}] size before commit"
+    );
     ok(C, "commit existing", up.commit().await);
     assert!(read(C, s, &f).await == newer, "[{C}] new content after commit");
 }
@@ -388,7 +428,11 @@ pub async fn create_new(s: &dyn Storage) {
     let base = path("/create-new");
     mkdir(C, s, &base).await;
     let f = base.join("unique");
-    let n = ok(C, "create a new name", upload(s, &f, WriteMode::CreateNew, b"first").await);
+    let n = ok(
+        C,
+        "create a new name",
+        upload(s, &f, WriteMode::CreateNew, b"first").await,
+    );
     assert_eq!(n, 5, "[{C}] commit byte count");
     assert_eq!(read(C, s, &f).await, b"first", "[{C}] content of a created file");
     fails(
@@ -425,7 +469,12 @@ pub async fn rename(s: &dyn Storage) {
     if s.capabilities().rename_directories {
         let renamed = base.join("renamed");
         ok(C, "rename a directory", s.rename(&base.join("sub"), &renamed).await);
-        fails(C, "stat of the old directory", s.stat(&base.join("sub")).await, ErrorKind::NotFound);
+        fails(
+            C,
+            "stat of the old directory",
+            s.stat(&base.join("sub")).await,
+            ErrorKind::NotFound,
+        );
         assert_eq!(
             read(C, s, &renamed.join("moved")).await,
             b"moving",
@@ -503,7 +552,11 @@ pub async fn append_and_resume(s: &dyn Storage) {
     let base = path("/append");
     mkdir(C, s, &base).await;
     let f = base.join("log");
-    let n = ok(C, "append to a missing file", upload(s, &f, WriteMode::Append, b"one,").await);
+    let n = ok(
+        C,
+        "append to a missing file",
+        upload(s, &f, WriteMode::Append, b"one,").await,
+    );
     assert_eq!(n, 4, "[{C}] commit byte count of the first append");
     let n = ok(C, "append again", upload(s, &f, WriteMode::Append, b"two").await);
     assert_eq!(n, 3, "[{C}] commit byte count counts only this upload");
@@ -519,8 +572,16 @@ pub async fn append_and_resume(s: &dyn Storage) {
     put(C, s, &r, b"0123456789").await;
     let n = ok(C, "resume at 4", upload(s, &r, WriteMode::ResumeAt(4), b"ab").await);
     assert_eq!(n, 2, "[{C}] commit byte count of a resume");
-    assert_eq!(read(C, s, &r).await, b"0123ab", "[{C}] resume keeps a prefix, drops the rest");
-    let n = ok(C, "resume at the end", upload(s, &r, WriteMode::ResumeAt(6), b"XYZ").await);
+    assert_eq!(
+        read(C, s, &r).await,
+        b"0123ab",
+        "[{C}] resume keeps a prefix, drops the rest"
+    );
+    let n = ok(
+        C,
+        "resume at the end",
+        upload(s, &r, WriteMode::ResumeAt(6), b"XYZ").await,
+    );
     assert_eq!(n, 3, "[{C}] commit byte count of a resume at the end");
     assert_eq!(read(C, s, &r).await, b"0123abXYZ", "[{C}] resume at the end");
     let big = payload(3 * 1024 * 1024 + 17, 9);

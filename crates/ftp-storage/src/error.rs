@@ -69,20 +69,16 @@ impl From<io::Error> for StorageError {
     fn from(e: io::Error) -> Self {
         let kind = match e.raw_os_error() {
             Some(libc_codes::ENOENT) => ErrorKind::NotFound,
-            Some(libc_codes::EACCES | libc_codes::EPERM | libc_codes::EROFS) => {
-                ErrorKind::PermissionDenied
-            }
-            // ELOOP and EXDEV come from RESOLVE_BENEATH / RESOLVE_NO_SYMLINKS
-            // when a path tries to leave the root: the same answer as a
-            // missing file, so a probe learns nothing.
+            Some(libc_codes::EACCES | libc_codes::EPERM | libc_codes::EROFS) => ErrorKind::PermissionDenied,
+            // ELOOP and EXDEV come from RESOLVE_BENEATH when a path tries to
+            // leave the root: refused as permission denied (550), the same
+            // answer as any other refusal.
             Some(libc_codes::ELOOP | libc_codes::EXDEV) => ErrorKind::PermissionDenied,
             Some(libc_codes::ENOTDIR) => ErrorKind::NotADirectory,
             Some(libc_codes::EISDIR) => ErrorKind::IsADirectory,
             Some(libc_codes::EEXIST) => ErrorKind::AlreadyExists,
             Some(libc_codes::ENOTEMPTY) => ErrorKind::DirectoryNotEmpty,
-            Some(libc_codes::ENAMETOOLONG | libc_codes::EINVAL | libc_codes::EILSEQ) => {
-                ErrorKind::NameNotAllowed
-            }
+            Some(libc_codes::ENAMETOOLONG | libc_codes::EINVAL | libc_codes::EILSEQ) => ErrorKind::NameNotAllowed,
             Some(libc_codes::ENOSPC | libc_codes::EDQUOT) => ErrorKind::InsufficientStorage,
             Some(libc_codes::EFBIG) => ErrorKind::QuotaExceeded,
             Some(libc_codes::EBUSY | libc_codes::ETXTBSY) => ErrorKind::Busy,

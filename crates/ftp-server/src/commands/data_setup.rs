@@ -15,26 +15,47 @@ impl Session {
     /// PORT, EPRT and LPRT: remember where to connect for the next transfer.
     pub(super) async fn cmd_active(&mut self, target: SocketAddr, verb: Verb) {
         if self.epsv_all {
-            self.reply(ReplyCode::BadSequence, "Only EPSV is allowed after EPSV ALL").await;
+            self.reply(ReplyCode::BadSequence, "Only EPSV is allowed after EPSV ALL")
+                .await;
             return;
         }
         if verb == Verb::Eprt && target.is_ipv6() != self.peer.ip().to_canonical().is_ipv6() {
-            let proto = if self.peer.ip().to_canonical().is_ipv4() { "(1)" } else { "(2)" };
-            self.reply(ReplyCode::NetworkProtocolNotSupported, format!("Network protocol not supported, use {proto}")).await;
+            let proto = if self.peer.ip().to_canonical().is_ipv4() {
+                "(1)"
+            } else {
+                "(2)"
+            };
+            self.reply(
+                ReplyCode::NetworkProtocolNotSupported,
+                format!("Network protocol not supported, use {proto}"),
+            )
+            .await;
             return;
         }
         if !self.shared.config.allow_foreign_data_address {
             if !same_host(target.ip(), self.peer.ip()) {
-                self.reply(ReplyCode::ParameterNotImplemented, "Data connections go only to the client's own address").await;
+                self.reply(
+                    ReplyCode::ParameterNotImplemented,
+                    "Data connections go only to the client's own address",
+                )
+                .await;
                 return;
             }
             if target.port() < 1024 {
-                self.reply(ReplyCode::ParameterNotImplemented, "Data connections go only to unprivileged ports (1024 and up)").await;
+                self.reply(
+                    ReplyCode::ParameterNotImplemented,
+                    "Data connections go only to unprivileged ports (1024 and up)",
+                )
+                .await;
                 return;
             }
         }
-        self.data = DataSetup::Active { target, local_ip: self.local.ip() };
-        self.reply(ReplyCode::CommandOkay, format!("{} command successful", verb.name())).await;
+        self.data = DataSetup::Active {
+            target,
+            local_ip: self.local.ip(),
+        };
+        self.reply(ReplyCode::CommandOkay, format!("{} command successful", verb.name()))
+            .await;
     }
 
     /// Opens a passive listener on the control connection's local address.
@@ -43,7 +64,13 @@ impl Session {
         // session.
         self.data = DataSetup::None;
         let cfg = &self.shared.config;
-        let listener = PassiveListener::open(self.local.ip(), cfg.passive_ports.as_ref(), self.peer.ip(), cfg.data_connection_timeout).await;
+        let listener = PassiveListener::open(
+            self.local.ip(),
+            cfg.passive_ports.as_ref(),
+            self.peer.ip(),
+            cfg.data_connection_timeout,
+        )
+        .await;
         match listener {
             Ok(l) => {
                 let local = l.local;
@@ -52,7 +79,11 @@ impl Session {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "passive listener failed");
-                self.reply(ReplyCode::CantOpenDataConnection, "Can't open passive connection: no port available").await;
+                self.reply(
+                    ReplyCode::CantOpenDataConnection,
+                    "Can't open passive connection: no port available",
+                )
+                .await;
                 None
             }
         }
@@ -61,12 +92,19 @@ impl Session {
     /// PASV: IPv4 only, by its reply format.
     pub(super) async fn cmd_pasv(&mut self) {
         if self.epsv_all {
-            self.reply(ReplyCode::BadSequence, "Only EPSV is allowed after EPSV ALL").await;
+            self.reply(ReplyCode::BadSequence, "Only EPSV is allowed after EPSV ALL")
+                .await;
             return;
         }
-        let announced = self.shared.config.passive_address.unwrap_or(self.local.ip()).to_canonical();
+        let announced = self
+            .shared
+            .config
+            .passive_address
+            .unwrap_or(self.local.ip())
+            .to_canonical();
         let IpAddr::V4(ip) = announced else {
-            self.reply(ReplyCode::CantOpenDataConnection, "PASV is for IPv4; use EPSV").await;
+            self.reply(ReplyCode::CantOpenDataConnection, "PASV is for IPv4; use EPSV")
+                .await;
             return;
         };
         let Some(local) = self.open_passive().await else { return };
@@ -83,26 +121,45 @@ impl Session {
                 return;
             }
             EpsvArg::Ipv4 if !v4 => {
-                self.reply(ReplyCode::NetworkProtocolNotSupported, "Network protocol not supported, use (2)").await;
+                self.reply(
+                    ReplyCode::NetworkProtocolNotSupported,
+                    "Network protocol not supported, use (2)",
+                )
+                .await;
                 return;
             }
             EpsvArg::Ipv6 if v4 => {
-                self.reply(ReplyCode::NetworkProtocolNotSupported, "Network protocol not supported, use (1)").await;
+                self.reply(
+                    ReplyCode::NetworkProtocolNotSupported,
+                    "Network protocol not supported, use (1)",
+                )
+                .await;
                 return;
             }
             _ => {}
         }
         let Some(local) = self.open_passive().await else { return };
-        self.reply(ReplyCode::EnteringExtendedPassiveMode, addr::format_epsv(local.port())).await;
+        self.reply(ReplyCode::EnteringExtendedPassiveMode, addr::format_epsv(local.port()))
+            .await;
     }
 
     pub(super) async fn cmd_lpsv(&mut self) {
         if self.epsv_all {
-            self.reply(ReplyCode::BadSequence, "Only EPSV is allowed after EPSV ALL").await;
+            self.reply(ReplyCode::BadSequence, "Only EPSV is allowed after EPSV ALL")
+                .await;
             return;
         }
         let Some(local) = self.open_passive().await else { return };
-        let ip = self.shared.config.passive_address.unwrap_or(self.local.ip()).to_canonical();
-        self.reply(ReplyCode::EnteringLongPassiveMode, addr::format_lpsv(SocketAddr::new(ip, local.port()))).await;
+        let ip = self
+            .shared
+            .config
+            .passive_address
+            .unwrap_or(self.local.ip())
+            .to_canonical();
+        self.reply(
+            ReplyCode::EnteringLongPassiveMode,
+            addr::format_lpsv(SocketAddr::new(ip, local.port())),
+        )
+        .await;
     }
 }

@@ -11,7 +11,9 @@ use crate::session::Session;
 
 impl Session {
     pub(super) async fn cmd_mkd(&mut self, arg: &[u8]) {
-        let Some(path) = self.resolve_name(arg).await else { return };
+        let Some(path) = self.resolve_name(arg).await else {
+            return;
+        };
         match self.storage().mkdir(&path).await {
             Ok(()) => {
                 let text = format!("{} created", quote_path(path.as_str()));
@@ -22,15 +24,22 @@ impl Session {
     }
 
     pub(super) async fn cmd_rmd(&mut self, arg: &[u8]) {
-        let Some(path) = self.resolve_name(arg).await else { return };
+        let Some(path) = self.resolve_name(arg).await else {
+            return;
+        };
         match self.storage().rmdir(&path).await {
-            Ok(()) => self.reply(ReplyCode::RequestedFileActionOkay, "Directory removed").await,
+            Ok(()) => {
+                self.reply(ReplyCode::RequestedFileActionOkay, "Directory removed")
+                    .await
+            }
             Err(e) => self.storage_failed(&e).await,
         }
     }
 
     pub(super) async fn cmd_dele(&mut self, arg: &[u8]) {
-        let Some(path) = self.resolve_name(arg).await else { return };
+        let Some(path) = self.resolve_name(arg).await else {
+            return;
+        };
         match self.storage().delete(&path).await {
             Ok(()) => self.reply(ReplyCode::RequestedFileActionOkay, "File deleted").await,
             Err(e) => self.storage_failed(&e).await,
@@ -38,11 +47,14 @@ impl Session {
     }
 
     pub(super) async fn cmd_rnfr(&mut self, arg: &[u8]) {
-        let Some(path) = self.resolve_name(arg).await else { return };
+        let Some(path) = self.resolve_name(arg).await else {
+            return;
+        };
         match self.storage().stat(&path).await {
             Ok(_) => {
                 self.rename_from = Some(path);
-                self.reply(ReplyCode::RequestedFileActionPending, "Ready for RNTO").await;
+                self.reply(ReplyCode::RequestedFileActionPending, "Ready for RNTO")
+                    .await;
             }
             Err(e) => self.storage_failed(&e).await,
         }
@@ -55,7 +67,10 @@ impl Session {
         };
         let Some(to) = self.resolve_name(arg).await else { return };
         match self.storage().rename(&from, &to).await {
-            Ok(()) => self.reply(ReplyCode::RequestedFileActionOkay, "Rename successful").await,
+            Ok(()) => {
+                self.reply(ReplyCode::RequestedFileActionOkay, "Rename successful")
+                    .await
+            }
             Err(e) => self.storage_failed(&e).await,
         }
     }
@@ -75,8 +90,14 @@ impl Session {
         let Some(path) = self.resolve(arg).await else { return };
         match self.storage().stat(&path).await {
             Ok(f) => match f.modified {
-                Some(t) => self.reply(ReplyCode::FileStatus, UtcTime::from_system(t).to_time_val()).await,
-                None => self.reply(ReplyCode::FileUnavailable, "Modification time unknown").await,
+                Some(t) => {
+                    self.reply(ReplyCode::FileStatus, UtcTime::from_system(t).to_time_val())
+                        .await
+                }
+                None => {
+                    self.reply(ReplyCode::FileUnavailable, "Modification time unknown")
+                        .await
+                }
             },
             Err(e) => self.storage_failed(&e).await,
         }
@@ -85,9 +106,12 @@ impl Session {
     /// MFMT (draft-somers-ftp-mfxx): sets the modification time and answers
     /// `213 Modify=<time>; <path>` as the draft specifies.
     pub(super) async fn cmd_mfmt(&mut self, time: UtcTime, arg: &[u8]) {
-        let Some(path) = self.resolve_name(arg).await else { return };
+        let Some(path) = self.resolve_name(arg).await else {
+            return;
+        };
         if !self.storage().capabilities().set_mtime {
-            self.reply(ReplyCode::CommandNotImplemented, "Not supported by this storage").await;
+            self.reply(ReplyCode::CommandNotImplemented, "Not supported by this storage")
+                .await;
             return;
         }
         match self.storage().set_mtime(&path, time.to_system()).await {
@@ -104,12 +128,20 @@ impl Session {
     pub(super) async fn cmd_site(&mut self, name: &str, args: &[u8]) {
         match name {
             "HELP" => {
-                let body = vec![" CHMOD <mode> <path>".to_string(), " UTIME <YYYYMMDDHHMMSS> <path>".to_string(), " HELP".to_string()];
-                self.send(Reply::multiline(ReplyCode::SystemStatus, "SITE commands:", body, "End")).await;
+                let body = vec![
+                    " CHMOD <mode> <path>".to_string(),
+                    " UTIME <YYYYMMDDHHMMSS> <path>".to_string(),
+                    " HELP".to_string(),
+                ];
+                self.send(Reply::multiline(ReplyCode::SystemStatus, "SITE commands:", body, "End"))
+                    .await;
             }
             "CHMOD" => self.site_chmod(args).await,
             "UTIME" => self.site_utime(args).await,
-            _ => self.reply(ReplyCode::CommandNotImplemented, format!("SITE {name} not implemented")).await,
+            _ => {
+                self.reply(ReplyCode::CommandNotImplemented, format!("SITE {name} not implemented"))
+                    .await
+            }
         }
     }
 
@@ -119,21 +151,32 @@ impl Session {
             return;
         }
         let Some(split) = args.iter().position(|&b| b == b' ') else {
-            self.reply(ReplyCode::ArgumentSyntaxError, "SITE CHMOD <mode> <path>").await;
+            self.reply(ReplyCode::ArgumentSyntaxError, "SITE CHMOD <mode> <path>")
+                .await;
             return;
         };
-        let mode = std::str::from_utf8(&args[..split]).ok().and_then(|m| u32::from_str_radix(m, 8).ok()).filter(|m| *m <= 0o7777);
+        let mode = std::str::from_utf8(&args[..split])
+            .ok()
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .filter(|m| *m <= 0o7777);
         let Some(mode) = mode else {
-            self.reply(ReplyCode::ArgumentSyntaxError, "Mode must be octal, at most 7777").await;
+            self.reply(ReplyCode::ArgumentSyntaxError, "Mode must be octal, at most 7777")
+                .await;
             return;
         };
-        let Some(path) = self.resolve_name(&args[split + 1..]).await else { return };
+        let Some(path) = self.resolve_name(&args[split + 1..]).await else {
+            return;
+        };
         if !self.storage().capabilities().chmod {
-            self.reply(ReplyCode::CommandNotImplemented, "Not supported by this storage").await;
+            self.reply(ReplyCode::CommandNotImplemented, "Not supported by this storage")
+                .await;
             return;
         }
         match self.storage().chmod(&path, mode).await {
-            Ok(()) => self.reply(ReplyCode::RequestedFileActionOkay, "SITE CHMOD successful").await,
+            Ok(()) => {
+                self.reply(ReplyCode::RequestedFileActionOkay, "SITE CHMOD successful")
+                    .await
+            }
             Err(e) => self.storage_failed(&e).await,
         }
     }
@@ -154,12 +197,18 @@ impl Session {
             _ => None,
         };
         let Some((time, path)) = parsed else {
-            self.reply(ReplyCode::ArgumentSyntaxError, "SITE UTIME <YYYYMMDDHHMMSS> <path>").await;
+            self.reply(ReplyCode::ArgumentSyntaxError, "SITE UTIME <YYYYMMDDHHMMSS> <path>")
+                .await;
             return;
         };
-        let Some(path) = self.resolve_name(path.as_bytes()).await else { return };
+        let Some(path) = self.resolve_name(path.as_bytes()).await else {
+            return;
+        };
         match self.storage().set_mtime(&path, time.to_system()).await {
-            Ok(()) => self.reply(ReplyCode::RequestedFileActionOkay, "SITE UTIME successful").await,
+            Ok(()) => {
+                self.reply(ReplyCode::RequestedFileActionOkay, "SITE UTIME successful")
+                    .await
+            }
             Err(e) => self.storage_failed(&e).await,
         }
     }

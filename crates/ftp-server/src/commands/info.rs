@@ -13,7 +13,16 @@ impl Session {
     /// FEAT: each feature on its own line, starting with a space.
     pub(super) async fn cmd_feat(&mut self) {
         let mut lines: Vec<String> = [
-            "EPRT", "EPSV", "HOST", "LANG EN", "MDTM", "MFMT", "REST STREAM", "SIZE", "TVFS", "UTF8",
+            "EPRT",
+            "EPSV",
+            "HOST",
+            "LANG EN",
+            "MDTM",
+            "MFMT",
+            "REST STREAM",
+            "SIZE",
+            "TVFS",
+            "UTF8",
         ]
         .iter()
         .map(|f| format!(" {f}"))
@@ -23,7 +32,13 @@ impl Session {
             lines.extend([" AUTH TLS".to_string(), " PBSZ".to_string(), " PROT".to_string()]);
         }
         lines.sort();
-        self.send(Reply::multiline(ReplyCode::SystemStatus, "Extensions supported:", lines, "End")).await;
+        self.send(Reply::multiline(
+            ReplyCode::SystemStatus,
+            "Extensions supported:",
+            lines,
+            "End",
+        ))
+        .await;
     }
 
     /// HELP lists the commands; HELP <command> explains one.
@@ -32,11 +47,20 @@ impl Session {
             None => {
                 let names: Vec<&str> = VERBS.iter().flat_map(|s| s.names.iter().copied()).collect();
                 let body: Vec<String> = names.chunks(8).map(|c| format!(" {}", c.join(" "))).collect();
-                self.send(Reply::multiline(ReplyCode::HelpMessage, "The following commands are recognized:", body, "Help OK")).await;
+                self.send(Reply::multiline(
+                    ReplyCode::HelpMessage,
+                    "The following commands are recognized:",
+                    body,
+                    "Help OK",
+                ))
+                .await;
             }
             Some(name) => match Verb::from_name(name.as_bytes()) {
                 Some(verb) => self.reply(ReplyCode::HelpMessage, verb.spec().help).await,
-                None => self.reply(ReplyCode::ArgumentSyntaxError, format!("Unknown command {name}")).await,
+                None => {
+                    self.reply(ReplyCode::ArgumentSyntaxError, format!("Unknown command {name}"))
+                        .await
+                }
             },
         }
     }
@@ -46,22 +70,39 @@ impl Session {
     /// line (213) with one.
     pub(super) async fn cmd_stat(&mut self, arg: Option<&[u8]>) {
         if let Some(t) = &self.transfer {
-            let text = format!("Status: {} of {} transferred, {} bytes so far", t.verb.name(), t.path, t.bytes());
+            let text = format!(
+                "Status: {} of {} transferred, {} bytes so far",
+                t.verb.name(),
+                t.path,
+                t.bytes()
+            );
             self.reply(ReplyCode::FileStatus, text).await;
             return;
         }
         match arg {
             None => {
                 let status = self.status_lines();
-                self.send(Reply::multiline(ReplyCode::SystemStatus, "ferroftp status:", status, "End of status")).await;
+                self.send(Reply::multiline(
+                    ReplyCode::SystemStatus,
+                    "ferroftp status:",
+                    status,
+                    "End of status",
+                ))
+                .await;
             }
-            Some(_) if !self.logged_in() => self.reply(ReplyCode::NotLoggedIn, "Please log in with USER and PASS").await,
+            Some(_) if !self.logged_in() => {
+                self.reply(ReplyCode::NotLoggedIn, "Please log in with USER and PASS")
+                    .await
+            }
             Some(arg) => self.stat_path(arg).await,
         }
     }
 
     fn status_lines(&self) -> Vec<String> {
-        let mut lines = vec![format!(" Connected to {}", self.local.ip()), format!(" Connected from {}", self.peer.ip())];
+        let mut lines = vec![
+            format!(" Connected to {}", self.local.ip()),
+            format!(" Connected from {}", self.peer.ip()),
+        ];
         lines.push(match (&self.login, &self.user) {
             (Login::LoggedIn, Some(u)) => format!(" Logged in as {}", u.name),
             _ => " Not logged in".to_string(),
@@ -97,7 +138,9 @@ impl Session {
     /// connection, streamed and capped at `max_stat_entries`.
     async fn stat_path(&mut self, arg: &[u8]) {
         let (_, target) = ftp_proto::command::split_list_options(Some(arg));
-        let Some(path) = self.resolve(target.unwrap_or(b".")).await else { return };
+        let Some(path) = self.resolve(target.unwrap_or(b".")).await else {
+            return;
+        };
         let storage = self.storage();
         let facts = match storage.stat(&path).await {
             Ok(f) => f,
@@ -106,7 +149,13 @@ impl Session {
         let now = SystemTime::now();
         if facts.kind != EntryKind::Dir {
             let line = listing::format_list_line(&facts, path.file_name().unwrap_or("/"), now);
-            self.send(Reply::multiline(ReplyCode::FileStatus, format!("Status of {path}:"), vec![line], "End of status")).await;
+            self.send(Reply::multiline(
+                ReplyCode::FileStatus,
+                format!("Status of {path}:"),
+                vec![line],
+                "End of status",
+            ))
+            .await;
             return;
         }
         let mut entries = match storage.list(&path).await {
@@ -161,7 +210,8 @@ impl Session {
                     return;
                 }
                 Some(h) if !h.enabled => {
-                    self.reply(ReplyCode::RequestedHostUnavailable, "Requested host unavailable").await;
+                    self.reply(ReplyCode::RequestedHostUnavailable, "Requested host unavailable")
+                        .await;
                     return;
                 }
                 Some(_) => {}

@@ -15,21 +15,38 @@ impl Session {
     /// 959 lets USER change the user at any time).
     pub(super) async fn cmd_user(&mut self, name: &[u8]) {
         let Ok(name) = std::str::from_utf8(name) else {
-            self.reply(ReplyCode::ArgumentSyntaxError, "User name must be UTF-8").await;
+            self.reply(ReplyCode::ArgumentSyntaxError, "User name must be UTF-8")
+                .await;
             return;
         };
-        if self.tls.is_none() && self.shared.config.tls.as_ref().is_some_and(|t| t.policy.require_for_login) {
-            self.reply(ReplyCode::RequestDeniedForPolicy, "Policy requires TLS; send AUTH TLS first").await;
+        if self.tls.is_none()
+            && self
+                .shared
+                .config
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.policy.require_for_login)
+        {
+            self.reply(
+                ReplyCode::RequestDeniedForPolicy,
+                "Policy requires TLS; send AUTH TLS first",
+            )
+            .await;
             return;
         }
         self.log_out();
         let guest = self.shared.auth.is_anonymous_name(name);
         self.login = Login::AwaitingPassword { name: name.to_string() };
         if guest {
-            self.reply(ReplyCode::UserNameOkayNeedPassword, "Guest login ok, send your e-mail address as password").await;
+            self.reply(
+                ReplyCode::UserNameOkayNeedPassword,
+                "Guest login ok, send your e-mail address as password",
+            )
+            .await;
         } else {
             // The same answer for every name, so USER reveals nothing.
-            self.reply(ReplyCode::UserNameOkayNeedPassword, "Password required").await;
+            self.reply(ReplyCode::UserNameOkayNeedPassword, "Password required")
+                .await;
         }
     }
 
@@ -56,7 +73,9 @@ impl Session {
                 self.login = Login::AwaitingUser;
                 let (code, text) = match self.shared.config.failed_login_reply {
                     FailedLoginReply::NotLoggedIn => (ReplyCode::NotLoggedIn, "Login incorrect"),
-                    FailedLoginReply::InvalidCredentials => (ReplyCode::InvalidUsernameOrPassword, "Invalid username or password"),
+                    FailedLoginReply::InvalidCredentials => {
+                        (ReplyCode::InvalidUsernameOrPassword, "Invalid username or password")
+                    }
                 };
                 self.reply(code, text).await;
                 return;
@@ -73,7 +92,8 @@ impl Session {
         };
         if user.account_requirement == AccountRequirement::ForLogin {
             self.login = Login::AwaitingAccount { user, storage };
-            self.reply(ReplyCode::NeedAccountForLogin, "Need account for login; send ACCT").await;
+            self.reply(ReplyCode::NeedAccountForLogin, "Need account for login; send ACCT")
+                .await;
             return;
         }
         self.complete_login(user, storage).await;
@@ -81,7 +101,11 @@ impl Session {
 
     async fn complete_login(&mut self, user: User, storage: Arc<dyn Storage>) {
         tracing::info!(peer = %self.peer, user = %user.name, "logged in");
-        let text = if user.anonymous { "Guest login ok, access restrictions apply" } else { "Login successful" };
+        let text = if user.anonymous {
+            "Guest login ok, access restrictions apply"
+        } else {
+            "Login successful"
+        };
         self.user = Some(user);
         self.storage = Some(storage);
         self.cwd = FtpPath::root();
@@ -116,7 +140,8 @@ impl Session {
             }
             other => {
                 self.login = other;
-                self.reply(ReplyCode::BadSequence, "Log in with USER and PASS first").await;
+                self.reply(ReplyCode::BadSequence, "Log in with USER and PASS first")
+                    .await;
             }
         }
     }
@@ -141,7 +166,11 @@ impl Session {
     pub(super) async fn cmd_quit(&mut self) -> Flow {
         if self.transfer.is_some() {
             self.quit_pending = true;
-            self.reply(ReplyCode::LogoutAfterTransfer, "Logging out when the transfer completes").await;
+            self.reply(
+                ReplyCode::LogoutAfterTransfer,
+                "Logging out when the transfer completes",
+            )
+            .await;
             return Flow::Continue;
         }
         self.reply(ReplyCode::ClosingControlConnection, "Goodbye").await;

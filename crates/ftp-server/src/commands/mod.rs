@@ -43,7 +43,13 @@ impl Session {
             Command::Stor(path) => self.cmd_stor(&path).await,
             Command::Stou(base) => self.cmd_stou(base.as_deref()).await,
             Command::Appe(path) => self.cmd_appe(&path).await,
-            Command::Allo(_) => self.reply(ReplyCode::CommandSuperfluous, "ALLO not needed; space is not pre-allocated").await,
+            Command::Allo(_) => {
+                self.reply(
+                    ReplyCode::CommandSuperfluous,
+                    "ALLO not needed; space is not pre-allocated",
+                )
+                .await
+            }
             Command::Rest(offset) => self.cmd_rest(offset).await,
             Command::Abor => self.cmd_abor().await,
             Command::List(arg) => self.cmd_list(arg.as_deref()).await,
@@ -55,7 +61,10 @@ impl Session {
             Command::Noop => self.reply(ReplyCode::CommandOkay, "NOOP ok").await,
             Command::Syst => self.reply(ReplyCode::SystemType, "UNIX Type: L8").await,
             Command::Site { name, args } => self.cmd_site(&name, &args).await,
-            Command::Smnt(_) => self.reply(ReplyCode::CommandNotImplemented, "SMNT not implemented").await,
+            Command::Smnt(_) => {
+                self.reply(ReplyCode::CommandNotImplemented, "SMNT not implemented")
+                    .await
+            }
             Command::Port(addr) => self.cmd_active(addr.into(), ftp_proto::Verb::Port).await,
             Command::Eprt(addr) => self.cmd_active(addr, ftp_proto::Verb::Eprt).await,
             Command::Lprt(addr) => self.cmd_active(addr, ftp_proto::Verb::Lprt).await,
@@ -106,7 +115,10 @@ impl Session {
     }
 
     pub(crate) fn permissions(&self) -> PermissionSet {
-        self.user.as_ref().map(|u| u.permissions).unwrap_or_else(PermissionSet::empty)
+        self.user
+            .as_ref()
+            .map(|u| u.permissions)
+            .unwrap_or_else(PermissionSet::empty)
     }
 
     pub(crate) async fn storage_failed(&mut self, e: &ftp_storage::StorageError) {

@@ -39,7 +39,11 @@ impl Session {
     /// a 110 restart mark, which is the same byte offset here.
     pub(super) async fn cmd_rest(&mut self, offset: u64) {
         self.restart_offset = Some(offset);
-        self.reply(ReplyCode::RequestedFileActionPending, format!("Restarting at {offset}; send STOR or RETR")).await;
+        self.reply(
+            ReplyCode::RequestedFileActionPending,
+            format!("Restarting at {offset}; send STOR or RETR"),
+        )
+        .await;
     }
 
     /// OPTS UTF8 ON|OFF (RFC 2640; paths are UTF-8 either way) and
@@ -60,7 +64,10 @@ impl Session {
                 let text = format!("MLST OPTS {}", self.facts.selected_names());
                 self.reply(ReplyCode::CommandOkay, text).await;
             }
-            _ => self.reply(ReplyCode::ArgumentSyntaxError, "Option not understood").await,
+            _ => {
+                self.reply(ReplyCode::ArgumentSyntaxError, "Option not understood")
+                    .await
+            }
         }
     }
 }

@@ -22,18 +22,30 @@ impl Session {
     /// handshake. Anything the client pipelined after AUTH is discarded.
     pub(super) async fn cmd_auth(&mut self, mechanism: &str) -> Flow {
         if self.shared.config.tls.is_none() {
-            self.reply(ReplyCode::ParameterNotImplemented, format!("AUTH {mechanism} not available: TLS is not configured")).await;
+            self.reply(
+                ReplyCode::ParameterNotImplemented,
+                format!("AUTH {mechanism} not available: TLS is not configured"),
+            )
+            .await;
             return Flow::Continue;
         }
         if !matches!(mechanism, "TLS" | "SSL" | "TLS-C" | "TLS-P") {
-            self.reply(ReplyCode::ParameterNotImplemented, format!("AUTH {mechanism} not supported; use AUTH TLS")).await;
+            self.reply(
+                ReplyCode::ParameterNotImplemented,
+                format!("AUTH {mechanism} not supported; use AUTH TLS"),
+            )
+            .await;
             return Flow::Continue;
         }
         if self.tls.is_some() {
             self.reply(ReplyCode::BadSequence, "Already using TLS").await;
             return Flow::Continue;
         }
-        self.reply(ReplyCode::SecurityDataExchangeComplete, format!("AUTH {mechanism} successful; start TLS negotiation")).await;
+        self.reply(
+            ReplyCode::SecurityDataExchangeComplete,
+            format!("AUTH {mechanism} successful; start TLS negotiation"),
+        )
+        .await;
         if !self.start_tls().await {
             return Flow::Close;
         }
@@ -63,7 +75,8 @@ impl Session {
     /// PROT C or P (S and E cannot be provided by TLS: 536).
     pub(super) async fn cmd_prot(&mut self, level: ProtLevel) {
         if self.tls.is_none() || !self.pbsz {
-            self.reply(ReplyCode::BadSequence, "PROT needs AUTH and PBSZ first").await;
+            self.reply(ReplyCode::BadSequence, "PROT needs AUTH and PBSZ first")
+                .await;
             return;
         }
         match level {
@@ -72,14 +85,22 @@ impl Session {
                 self.reply(ReplyCode::CommandOkay, "Protection level set to P").await;
             }
             ProtLevel::Clear if self.tls_policy().is_some_and(|p| p.require_for_data) => {
-                self.reply(ReplyCode::ProtectionPolicyRefused, "PROT C not allowed: data connections must be protected").await;
+                self.reply(
+                    ReplyCode::ProtectionPolicyRefused,
+                    "PROT C not allowed: data connections must be protected",
+                )
+                .await;
             }
             ProtLevel::Clear => {
                 self.prot_private = false;
                 self.reply(ReplyCode::CommandOkay, "Protection level set to C").await;
             }
             ProtLevel::Safe | ProtLevel::Confidential => {
-                self.reply(ReplyCode::ProtectionLevelNotSupported, "PROT S and E are not supported by TLS").await;
+                self.reply(
+                    ReplyCode::ProtectionLevelNotSupported,
+                    "PROT S and E are not supported by TLS",
+                )
+                .await;
             }
         }
     }
@@ -88,14 +109,20 @@ impl Session {
     /// sides exchange close_notify. Refused unless the site allows it.
     pub(super) async fn cmd_ccc(&mut self) -> Flow {
         if self.tls.is_none() || self.implicit_tls {
-            self.reply(ReplyCode::CommandProtectionLevelDenied, "Control connection is not protected by AUTH TLS").await;
+            self.reply(
+                ReplyCode::CommandProtectionLevelDenied,
+                "Control connection is not protected by AUTH TLS",
+            )
+            .await;
             return Flow::Continue;
         }
         if !self.tls_policy().is_some_and(|p| p.allow_ccc) {
-            self.reply(ReplyCode::CommandProtectionLevelDenied, "CCC not allowed by policy").await;
+            self.reply(ReplyCode::CommandProtectionLevelDenied, "CCC not allowed by policy")
+                .await;
             return Flow::Continue;
         }
-        self.reply(ReplyCode::CommandOkay, "CCC ok; the control connection is now clear").await;
+        self.reply(ReplyCode::CommandOkay, "CCC ok; the control connection is now clear")
+            .await;
         let MaybeTls::Tls(mut tls) = std::mem::replace(&mut self.ctl.stream, MaybeTls::Detached) else {
             return Flow::Close;
         };
@@ -126,9 +153,17 @@ impl Session {
 
     pub(super) async fn cmd_protected(&mut self) {
         if self.tls.is_some() {
-            self.reply(ReplyCode::CommandNotImplemented, "MIC, CONF and ENC are not used with TLS").await;
+            self.reply(
+                ReplyCode::CommandNotImplemented,
+                "MIC, CONF and ENC are not used with TLS",
+            )
+            .await;
         } else {
-            self.reply(ReplyCode::BadSequence, "No security mechanism established; send AUTH first").await;
+            self.reply(
+                ReplyCode::BadSequence,
+                "No security mechanism established; send AUTH first",
+            )
+            .await;
         }
     }
 }

@@ -24,12 +24,22 @@ impl Session {
     /// 425 unless PORT/PASV (or a kept MODE B connection) came first.
     async fn require_data_setup(&mut self) -> bool {
         if matches!(self.data, DataSetup::None) {
-            self.reply(ReplyCode::CantOpenDataConnection, "Use PORT, PASV, EPRT or EPSV first").await;
+            self.reply(ReplyCode::CantOpenDataConnection, "Use PORT, PASV, EPRT or EPSV first")
+                .await;
             return false;
         }
-        let must_protect = self.shared.config.tls.as_ref().is_some_and(|t| t.policy.require_for_data);
+        let must_protect = self
+            .shared
+            .config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.policy.require_for_data);
         if must_protect && !self.prot_private {
-            self.reply(ReplyCode::ProtectionPolicyRefused, "Data connections must be protected: use PBSZ 0 and PROT P").await;
+            self.reply(
+                ReplyCode::ProtectionPolicyRefused,
+                "Data connections must be protected: use PBSZ 0 and PROT P",
+            )
+            .await;
             return false;
         }
         true
@@ -37,7 +47,11 @@ impl Session {
 
     /// Answers 125/150 and starts the transfer task.
     async fn start_transfer(&mut self, verb: Verb, path: &FtpPath, job: Job, preliminary: String) {
-        let code = if self.data.is_connected() { ReplyCode::DataConnectionAlreadyOpen } else { ReplyCode::FileStatusOkay };
+        let code = if self.data.is_connected() {
+            ReplyCode::DataConnectionAlreadyOpen
+        } else {
+            ReplyCode::FileStatusOkay
+        };
         self.reply(code, preliminary).await;
         let cfg = &self.shared.config;
         let progress = Arc::new(AtomicU64::new(0));
@@ -68,8 +82,16 @@ impl Session {
     /// TLS for the data connection under PROT P.
     fn data_protection(&self) -> Option<DataProtection> {
         let config = self.tls.as_ref().filter(|_| self.prot_private)?;
-        let reuse = self.shared.config.tls.as_ref().is_none_or(|t| t.policy.require_session_reuse);
-        Some(DataProtection { config: Arc::clone(config), require_session_reuse: reuse })
+        let reuse = self
+            .shared
+            .config
+            .tls
+            .as_ref()
+            .is_none_or(|t| t.policy.require_session_reuse);
+        Some(DataProtection {
+            config: Arc::clone(config),
+            require_session_reuse: reuse,
+        })
     }
 
     fn type_word(&self) -> &'static str {
@@ -101,8 +123,14 @@ impl Session {
             Ok(s) => s,
             Err(e) => return self.storage_failed(&e).await,
         };
-        let text = format!("Opening {} mode data connection for {} ({} bytes)", self.type_word(), path, facts.size - offset);
-        self.start_transfer(Verb::Retr, &path, Job::Retr { source, offset }, text).await;
+        let text = format!(
+            "Opening {} mode data connection for {} ({} bytes)",
+            self.type_word(),
+            path,
+            facts.size - offset
+        );
+        self.start_transfer(Verb::Retr, &path, Job::Retr { source, offset }, text)
+            .await;
     }
 
     pub(super) async fn cmd_stor(&mut self, arg: &[u8]) {
@@ -122,10 +150,16 @@ impl Session {
         if !self.require_data_setup().await {
             return;
         }
-        let Some(path) = self.resolve_name(arg).await else { return };
+        let Some(path) = self.resolve_name(arg).await else {
+            return;
+        };
         let storage = self.storage();
         if matches!(mode, WriteMode::Append | WriteMode::ResumeAt(_)) && !storage.capabilities().append {
-            self.reply(ReplyCode::CommandNotImplemented, "Append and resumed uploads are not supported by this storage").await;
+            self.reply(
+                ReplyCode::CommandNotImplemented,
+                "Append and resumed uploads are not supported by this storage",
+            )
+            .await;
             return;
         }
         let upload = match storage.open_write(&path, mode).await {
@@ -137,7 +171,17 @@ impl Session {
             _ => 0,
         };
         let text = format!("Opening {} mode data connection for {}", self.type_word(), path);
-        self.start_transfer(verb, &path, Job::Stor { upload, offset, unique_name: None }, text).await;
+        self.start_transfer(
+            verb,
+            &path,
+            Job::Stor {
+                upload,
+                offset,
+                unique_name: None,
+            },
+            text,
+        )
+        .await;
     }
 
     /// STOU: store under a name the server makes unique; the 150 reply
@@ -163,7 +207,11 @@ impl Session {
             match storage.open_write(&path, WriteMode::CreateNew).await {
                 Ok(upload) => {
                     let text = format!("FILE: {name}");
-                    let job = Job::Stor { upload, offset: 0, unique_name: Some(name) };
+                    let job = Job::Stor {
+                        upload,
+                        offset: 0,
+                        unique_name: Some(name),
+                    };
                     self.start_transfer(Verb::Stou, &path, job, text).await;
                     return;
                 }
@@ -171,7 +219,8 @@ impl Session {
                 Err(e) => return self.storage_failed(&e).await,
             }
         }
-        self.reply(ReplyCode::FileNameNotAllowed, "Could not find a unique file name").await;
+        self.reply(ReplyCode::FileNameNotAllowed, "Could not find a unique file name")
+            .await;
     }
 
     pub(super) async fn cmd_list(&mut self, arg: Option<&[u8]>) {
@@ -184,7 +233,10 @@ impl Session {
 
     /// MLSD (RFC 3659 §7): the argument must be a directory (501 otherwise).
     pub(super) async fn cmd_mlsd(&mut self, arg: Option<&[u8]>) {
-        let format = ListFormat::Facts { set: self.facts, permissions: self.permissions() };
+        let format = ListFormat::Facts {
+            set: self.facts,
+            permissions: self.permissions(),
+        };
         self.listing(arg, format, Verb::Mlsd).await;
     }
 
@@ -194,8 +246,14 @@ impl Session {
             return;
         }
         // MLSD takes a path as it is; LIST and NLST take `ls` options too.
-        let target = if verb == Verb::Mlsd { arg } else { split_list_options(arg).1 };
-        let Some(path) = self.resolve(target.unwrap_or(b".")).await else { return };
+        let target = if verb == Verb::Mlsd {
+            arg
+        } else {
+            split_list_options(arg).1
+        };
+        let Some(path) = self.resolve(target.unwrap_or(b".")).await else {
+            return;
+        };
         let storage = self.storage();
         let facts = match storage.stat(&path).await {
             Ok(f) => f,
@@ -207,28 +265,46 @@ impl Session {
                 Err(e) => return self.storage_failed(&e).await,
             }
         } else if verb == Verb::Mlsd {
-            self.reply(ReplyCode::ArgumentSyntaxError, "MLSD needs a directory; use MLST for a file").await;
+            self.reply(
+                ReplyCode::ArgumentSyntaxError,
+                "MLSD needs a directory; use MLST for a file",
+            )
+            .await;
             return;
         } else {
             // LIST of a file shows that file; NLST of a file names it.
             let name = match verb {
-                Verb::Nlst => target.map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_default(),
+                Verb::Nlst => target
+                    .map(|t| String::from_utf8_lossy(t).into_owned())
+                    .unwrap_or_default(),
                 _ => path.file_name().unwrap_or("/").to_string(),
             };
             Listing::Single(DirEntry { name, facts })
         };
-        let text = format!("Opening ASCII mode data connection for {} listing of {}", verb.name(), path);
-        self.start_transfer(verb, &path, Job::List { listing, format }, text).await;
+        let text = format!(
+            "Opening ASCII mode data connection for {} listing of {}",
+            verb.name(),
+            path
+        );
+        self.start_transfer(verb, &path, Job::List { listing, format }, text)
+            .await;
     }
 
     /// MLST (RFC 3659 §7): facts about one path on the control connection.
     pub(super) async fn cmd_mlst(&mut self, arg: Option<&[u8]>) {
-        let Some(path) = self.resolve(arg.unwrap_or(b".")).await else { return };
+        let Some(path) = self.resolve(arg.unwrap_or(b".")).await else {
+            return;
+        };
         match self.storage().stat(&path).await {
             Ok(facts) => {
                 let perm = super::perm_fact(facts.kind, self.permissions());
                 let line = format!(" {}", listing::format_mlsx(&facts, path.as_str(), &perm, &self.facts));
-                let reply = Reply::multiline(ReplyCode::RequestedFileActionOkay, format!("Listing {path}"), vec![line], "End");
+                let reply = Reply::multiline(
+                    ReplyCode::RequestedFileActionOkay,
+                    format!("Listing {path}"),
+                    vec![line],
+                    "End",
+                );
                 self.send(reply).await;
             }
             Err(e) => self.storage_failed(&e).await,
@@ -244,15 +320,24 @@ impl Session {
             if let Some(outcome) = self.cancel_transfer().await {
                 self.send(outcome.reply).await;
             }
-            self.reply(ReplyCode::ClosingDataConnection, "ABOR successful; data connection closed").await;
+            self.reply(
+                ReplyCode::ClosingDataConnection,
+                "ABOR successful; data connection closed",
+            )
+            .await;
             return;
         }
         let was_open = self.data.is_connected();
         self.data = DataSetup::None;
         if was_open {
-            self.reply(ReplyCode::DataConnectionOpenNoTransfer, "Data connection closed; no transfer in progress").await;
+            self.reply(
+                ReplyCode::DataConnectionOpenNoTransfer,
+                "Data connection closed; no transfer in progress",
+            )
+            .await;
         } else {
-            self.reply(ReplyCode::ClosingDataConnection, "No transfer to abort").await;
+            self.reply(ReplyCode::ClosingDataConnection, "No transfer to abort")
+                .await;
         }
     }
 }

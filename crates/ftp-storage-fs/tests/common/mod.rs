@@ -29,11 +29,7 @@ impl Tree {
         std::fs::write(tmp.path().join("outside/secret.txt"), b"secret").expect("secret");
         let backend = FsBackend::new(tmp.path().join("root"), options).expect("backend");
         let storage = backend.user_storage(&path("/user")).await.expect("user storage");
-        Tree {
-            tmp,
-            backend,
-            storage,
-        }
+        Tree { tmp, backend, storage }
     }
 
     /// The user's home on disk.
