@@ -16,7 +16,6 @@ impl Session {
             "EPRT",
             "EPSV",
             "HOST",
-            "LANG EN",
             "MDTM",
             "MFMT",
             "REST STREAM",
