@@ -18,6 +18,10 @@ pub struct TestServer {
     child: Child,
     pub addr: SocketAddr,
     pub root: PathBuf,
+    /// The first implicit FTPS listener ("listening on ftps://" line).
+    pub implicit_addr: Option<SocketAddr>,
+    /// The printed "FTPS certificate SHA-256 fingerprint", `AA:BB:...`.
+    pub fingerprint: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -37,7 +41,7 @@ impl TestServer {
         let cfg = cfg.to_str().unwrap().to_string();
         let mut args = vec!["--config", cfg.as_str(), "--user", "user:12345", "--anonymous"];
         args.extend_from_slice(extra);
-        Self::spawn(dir, &args)
+        Self::spawn_inner(dir, &args, toml.contains("[tls]"))
     }
 
     pub fn start_with(base: &[&str], extra: &[&str]) -> TestServer {
@@ -48,6 +52,17 @@ impl TestServer {
     }
 
     fn spawn(dir: tempfile::TempDir, args: &[&str]) -> TestServer {
+        Self::spawn_inner(dir, args, false)
+    }
+
+    /// `tls_hint`: FTPS may be configured (besides the TLS flags, which
+    /// are detected here), so the "ftps://" and fingerprint lines printed
+    /// after the "ftp://" lines are worth waiting for.
+    fn spawn_inner(dir: tempfile::TempDir, args: &[&str], tls_hint: bool) -> TestServer {
+        let tls_hint = tls_hint
+            || args
+                .iter()
+                .any(|a| matches!(*a, "--tls-self-signed" | "--tls-cert" | "--implicit-tls-listen"));
         let root = dir.path().join("root");
         std::fs::create_dir_all(&root).expect("root");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferroftp"))
@@ -61,20 +76,58 @@ impl TestServer {
             .spawn()
             .expect("spawn ferroftp");
         let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
+        // Keep draining stdout so the server never blocks on a full pipe;
+        // lines go to `rx` for as long as it is listened to.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut implicit_addr = None;
+        let mut fingerprint = None;
+        let mut note = |line: &str| {
+            if let Some(rest) = line.split("listening on ftps://").nth(1) {
+                let a: SocketAddr = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .expect("implicit FTPS address");
+                implicit_addr.get_or_insert(a);
+            }
+            if let Some(rest) = line.split("fingerprint ").nth(1) {
+                fingerprint = Some(rest.trim().to_string());
+            }
+        };
         let addr = loop {
-            let line = lines
-                .next()
-                .expect("ferroftp exited before listening")
-                .expect("read stdout");
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("ferroftp exited before listening");
+            note(&line);
             if let Some(rest) = line.split("listening on ftp://").nth(1) {
                 let addr = rest.split_whitespace().next().unwrap();
                 break addr.parse().expect("listen address");
             }
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        TestServer { child, addr, root, _dir: dir }
+        if tls_hint {
+            // Printed right after the "ftp://" lines, before serving.
+            while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+                note(&line);
+                if line.contains("fingerprint ") {
+                    break;
+                }
+            }
+        }
+        TestServer {
+            child,
+            addr,
+            root,
+            implicit_addr,
+            fingerprint,
+            _dir: dir,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -142,6 +195,9 @@ pub struct RawClient {
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).expect("connect");
+        // Commands are small writes; without NODELAY every one waits for
+        // the server's delayed ACK.
+        stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut reader = BufReader::new(stream);
         let greeting = read_reply(&mut reader).expect("greeting");

@@ -2,5 +2,19 @@
 //! binary so the suite links once. Each module covers one area; `common`
 //! starts servers on port 0 and drives raw control connections.
 
+mod clients_curl;
+mod clients_ftplib;
+mod clients_lftp;
+mod clients_suppaftp;
 mod common;
+mod ipv6;
+mod ftps;
+mod replies_data;
+mod replies_files;
+mod replies_limits;
+mod replies_login;
+mod replies_misc;
+mod replies_tls;
+mod replies_transfer;
+mod replies_util;
 mod smoke;
