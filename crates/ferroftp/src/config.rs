@@ -85,6 +85,7 @@ pub struct TimeoutsSection {
     pub idle: u64,
     pub data_connection: u64,
     pub transfer_stall: u64,
+    pub shutdown_grace: u64,
 }
 
 impl Default for TimeoutsSection {
@@ -95,6 +96,7 @@ impl Default for TimeoutsSection {
             idle: d.idle_timeout.as_secs(),
             data_connection: d.data_connection_timeout.as_secs(),
             transfer_stall: d.transfer_stall_timeout.as_secs(),
+            shutdown_grace: d.shutdown_grace.as_secs(),
         }
     }
 }
@@ -283,6 +285,7 @@ impl FileConfig {
             idle_timeout: secs(self.timeouts.idle),
             data_connection_timeout: secs(self.timeouts.data_connection),
             transfer_stall_timeout: secs(self.timeouts.transfer_stall),
+            shutdown_grace: secs(self.timeouts.shutdown_grace),
             allow_foreign_data_address: self.server.allow_foreign_data_address,
             failed_login_reply: if self.auth.failed_login_reply == 430 {
                 FailedLoginReply::InvalidCredentials

@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub data_connection_timeout: Duration,
     /// Time a transfer may make no progress before it is aborted (426).
     pub transfer_stall_timeout: Duration,
+    /// On shutdown, how long running transfers may take to finish before
+    /// the server exits anyway.
+    pub shutdown_grace: Duration,
     /// Allow PORT/EPRT/LPRT to an address other than the client's, or to a
     /// port below 1024 (site-to-site "FXP"); off by default (bounce attacks).
     pub allow_foreign_data_address: bool,
@@ -88,6 +91,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(300),
             data_connection_timeout: Duration::from_secs(30),
             transfer_stall_timeout: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(30),
             allow_foreign_data_address: false,
             failed_login_reply: FailedLoginReply::NotLoggedIn,
             transfer_buffer_size: 256 * 1024,

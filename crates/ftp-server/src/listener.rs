@@ -11,7 +11,7 @@ use ftp_proto::{Reply, ReplyCode};
 use ftp_storage::Backend;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::ServerConfig;
@@ -23,6 +23,7 @@ pub struct Server {
     /// Each listener, and whether it is for implicit FTPS.
     listeners: Vec<(TcpListener, bool)>,
     shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
 }
 
 impl Server {
@@ -40,9 +41,16 @@ impl Server {
         for addr in config.tls.iter().flat_map(|t| &t.implicit_listen) {
             listeners.push((bind_listener(*addr)?, true));
         }
+        let (shutdown, shutting_down) = watch::channel(false);
         Ok(Server {
             listeners,
-            shared: Arc::new(Shared { config, backend, auth }),
+            shared: Arc::new(Shared {
+                config,
+                backend,
+                auth,
+                shutting_down,
+            }),
+            shutdown,
         })
     }
 
@@ -64,19 +72,23 @@ impl Server {
             .collect()
     }
 
-    /// Serves until `shutdown` resolves; then stops accepting and closes.
+    /// Serves until `shutdown` resolves. Then every session is told (421,
+    /// at once when idle, after its transfer otherwise), new connections
+    /// get 421, and the server returns when the sessions have ended or the
+    /// grace period is over.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let slots = Arc::new(Semaphore::new(self.shared.config.max_sessions));
+        let max = self.shared.config.max_sessions.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
+        let slots = Arc::new(Semaphore::new(max));
         let mut accepts = JoinSet::new();
         for (listener, implicit) in self.listeners {
-            accepts.spawn(accept_loop(
-                listener,
-                Arc::clone(&self.shared),
-                Arc::clone(&slots),
-                implicit,
-            ));
+            accepts.spawn(accept_loop(listener, Arc::clone(&self.shared), Arc::clone(&slots), implicit));
         }
         shutdown.await;
+        let _ = self.shutdown.send(true);
+        let all_ended = slots.acquire_many(max as u32);
+        if tokio::time::timeout(self.shared.config.shutdown_grace, all_ended).await.is_err() {
+            tracing::warn!("shutdown grace period over; closing the remaining sessions");
+        }
         accepts.shutdown().await;
         Ok(())
     }
@@ -112,8 +124,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, slots: Arc<Sema
             Ok(a) => a,
             Err(_) => continue,
         };
+        if *shared.shutting_down.borrow() {
+            tokio::spawn(refuse(stream, "Service not available, server shutting down"));
+            continue;
+        }
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tokio::spawn(refuse_full(stream));
+            tokio::spawn(refuse(stream, "Too many users, server is full"));
             continue;
         };
         let shared = Arc::clone(&shared);
@@ -125,8 +141,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, slots: Arc<Sema
 }
 
 /// Every accepted connection gets an answer, never silence.
-async fn refuse_full(mut stream: TcpStream) {
-    let reply = Reply::new(ReplyCode::ServiceNotAvailable, "Too many users, server is full");
+async fn refuse(mut stream: TcpStream, text: &'static str) {
+    let reply = Reply::new(ReplyCode::ServiceNotAvailable, text);
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&reply.encode())).await;
     let _ = stream.shutdown().await;
 }

@@ -21,7 +21,7 @@ use ftp_proto::{Command, FtpPath, LineDecoder, ParseError, Reply, ReplyCode, Ver
 use ftp_storage::{Backend, Storage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub config: ServerConfig,
     pub backend: Arc<dyn Backend>,
     pub auth: Arc<dyn Authenticator>,
+    /// Becomes true when the server shuts down.
+    pub shutting_down: watch::Receiver<bool>,
 }
 
 /// Where the session is in the login sequence (RFC 959 §5.4 state diagram).
@@ -110,6 +112,7 @@ enum Wake {
     Read(bool),
     Transfer(TransferEvent),
     Timeout,
+    Shutdown,
 }
 
 /// Whether the session goes on after a command.
@@ -205,6 +208,9 @@ pub(crate) struct Session {
     pub transfer: Option<RunningTransfer>,
     /// QUIT arrived during a transfer: close once it ends (232 sent).
     pub quit_pending: bool,
+    /// The server is shutting down: close (421) once the transfer ends.
+    shutdown_pending: bool,
+    shutting_down: watch::Receiver<bool>,
     /// Commands that arrived during a transfer, run after it.
     deferred: VecDeque<Vec<u8>>,
     connected_at: Instant,
@@ -220,6 +226,7 @@ impl Session {
         implicit_tls: bool,
     ) -> Session {
         let max_line = shared.config.max_line_length;
+        let shutting_down = shared.shutting_down.clone();
         let now = Instant::now();
         Session {
             shared,
@@ -251,6 +258,8 @@ impl Session {
             prot_private: implicit_tls,
             transfer: None,
             quit_pending: false,
+            shutdown_pending: false,
+            shutting_down,
             deferred: VecDeque::new(),
             connected_at: now,
             last_command: now,
@@ -308,12 +317,15 @@ impl Session {
             };
         }
         let deadline = self.deadline();
+        let watch_shutdown = !self.shutdown_pending;
+        let shutdown = &mut self.shutting_down;
         let ctl = &mut self.ctl;
         let transfer = self.transfer.as_mut();
         let wake = tokio::select! {
             read = ctl.read_more() => Wake::Read(read.map(|n| n > 0).unwrap_or(false)),
             event = async { match transfer { Some(t) => t.next_event().await, None => std::future::pending().await } } => Wake::Transfer(event),
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => Wake::Timeout,
+            _ = async { if watch_shutdown { let _ = shutdown.wait_for(|down| *down).await; } else { std::future::pending::<()>().await } } => Wake::Shutdown,
         };
         match wake {
             Wake::Read(true) => Flow::Continue,
@@ -323,6 +335,16 @@ impl Session {
                 Flow::Continue
             }
             Wake::Transfer(TransferEvent::Done(outcome)) => self.finish_transfer(outcome).await,
+            Wake::Shutdown => {
+                self.shutdown_pending = true;
+                if self.transfer.is_some() {
+                    // The transfer may finish within the server's grace
+                    // period; the 421 follows its reply.
+                    return Flow::Continue;
+                }
+                self.reply(ReplyCode::ServiceNotAvailable, "Service not available, server shutting down").await;
+                Flow::Close
+            }
             Wake::Timeout => {
                 let text = if self.logged_in() {
                     "Idle timeout, closing control connection"
@@ -473,6 +495,10 @@ impl Session {
             self.data = DataSetup::Open(stream);
         }
         self.send(outcome.reply).await;
+        if self.shutdown_pending {
+            self.reply(ReplyCode::ServiceNotAvailable, "Service not available, server shutting down").await;
+            return Flow::Close;
+        }
         if self.quit_pending {
             self.reply(ReplyCode::ClosingControlConnection, "Goodbye").await;
             return Flow::Close;

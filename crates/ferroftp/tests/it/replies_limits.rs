@@ -114,11 +114,8 @@ fn control_reset_mid_upload_removes_partial_file() {
     c.expect("NOOP", 200);
 }
 
-/// 421 to every session when the server shuts down (REPLY-CODES.md). The
-/// server now closes sessions without a reply on SIGTERM; enable this test
-/// with the graceful-shutdown work.
+/// 421 to every session when the server shuts down (REPLY-CODES.md).
 #[test]
-#[ignore = "not yet implemented: sessions are closed without 421 on SIGTERM"]
 fn shutdown_421_to_every_session() {
     let server = TestServer::start(&[]);
     let mut logged_in = server.login();
@@ -133,4 +130,33 @@ fn shutdown_421_to_every_session() {
         assert_eq!(r.code, 421, "{r:?}");
         assert!(c.is_closed());
     }
+}
+
+/// SIGTERM during a transfer: the transfer finishes (226), then 421.
+#[test]
+fn shutdown_lets_a_running_transfer_finish() {
+    let server = TestServer::start(&[]);
+    let payload = crate::common::payload(4 << 20, 9);
+    server.write("big.bin", &payload);
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    let mut data = c.epsv();
+    c.send("RETR big.bin");
+    let first = c.reply();
+    assert!(first.code == 150 || first.code == 125, "{first:?}");
+    // Read a little so the transfer is under way, then ask the server to stop.
+    let mut head = vec![0u8; 64 * 1024];
+    std::io::Read::read_exact(&mut data, &mut head).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut data, &mut rest).unwrap();
+    head.extend_from_slice(&rest);
+    assert!(head == payload, "the download was cut short: {} of {} bytes", head.len(), payload.len());
+    c.expect_reply(226);
+    c.expect_reply(421);
+    assert!(c.is_closed());
 }

@@ -1,4 +1,3 @@
-
 use crate::common::TestServer;
 
 #[test]

@@ -108,7 +108,9 @@ impl Session {
     /// CCC (RFC 4217 §6): back to a plain control connection, after both
     /// sides exchange close_notify. Refused unless the site allows it.
     pub(super) async fn cmd_ccc(&mut self) -> Flow {
-        if self.tls.is_none() || self.implicit_tls {
+        // The control stream itself, not `self.tls`: that stays set after a
+        // CCC, for the data connections under PROT P.
+        if !matches!(self.ctl.stream, MaybeTls::Tls(_)) || self.implicit_tls {
             self.reply(
                 ReplyCode::CommandProtectionLevelDenied,
                 "Control connection is not protected by AUTH TLS",
