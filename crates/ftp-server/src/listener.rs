@@ -77,16 +77,29 @@ impl Server {
     /// get 421, and the server returns when the sessions have ended or the
     /// grace period is over.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let max = self.shared.config.max_sessions.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
+        let max = self
+            .shared
+            .config
+            .max_sessions
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize);
         let slots = Arc::new(Semaphore::new(max));
         let mut accepts = JoinSet::new();
         for (listener, implicit) in self.listeners {
-            accepts.spawn(accept_loop(listener, Arc::clone(&self.shared), Arc::clone(&slots), implicit));
+            accepts.spawn(accept_loop(
+                listener,
+                Arc::clone(&self.shared),
+                Arc::clone(&slots),
+                implicit,
+            ));
         }
         shutdown.await;
         let _ = self.shutdown.send(true);
         let all_ended = slots.acquire_many(max as u32);
-        if tokio::time::timeout(self.shared.config.shutdown_grace, all_ended).await.is_err() {
+        if tokio::time::timeout(self.shared.config.shutdown_grace, all_ended)
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown grace period over; closing the remaining sessions");
         }
         accepts.shutdown().await;

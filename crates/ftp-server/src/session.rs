@@ -342,7 +342,11 @@ impl Session {
                     // period; the 421 follows its reply.
                     return Flow::Continue;
                 }
-                self.reply(ReplyCode::ServiceNotAvailable, "Service not available, server shutting down").await;
+                self.reply(
+                    ReplyCode::ServiceNotAvailable,
+                    "Service not available, server shutting down",
+                )
+                .await;
                 Flow::Close
             }
             Wake::Timeout => {
@@ -496,7 +500,11 @@ impl Session {
         }
         self.send(outcome.reply).await;
         if self.shutdown_pending {
-            self.reply(ReplyCode::ServiceNotAvailable, "Service not available, server shutting down").await;
+            self.reply(
+                ReplyCode::ServiceNotAvailable,
+                "Service not available, server shutting down",
+            )
+            .await;
             return Flow::Close;
         }
         if self.quit_pending {

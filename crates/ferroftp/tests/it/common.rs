@@ -245,7 +245,13 @@ impl RawClient {
     /// EPSV and connect to the announced port.
     pub fn epsv(&mut self) -> TcpStream {
         let r = self.expect("EPSV", 229);
-        let port: u16 = r.text.split("|||").nth(1).and_then(|s| s.split('|').next()).and_then(|p| p.parse().ok()).expect("EPSV port");
+        let port: u16 = r
+            .text
+            .split("|||")
+            .nth(1)
+            .and_then(|s| s.split('|').next())
+            .and_then(|p| p.parse().ok())
+            .expect("EPSV port");
         let s = TcpStream::connect((self.addr.ip(), port)).expect("data connect");
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s
@@ -254,10 +260,16 @@ impl RawClient {
     /// PASV and connect to the announced address.
     pub fn pasv(&mut self) -> TcpStream {
         let r = self.expect("PASV", 227);
-        let inner = r.text.split('(').nth(1).and_then(|s| s.split(')').next()).expect("PASV tuple");
+        let inner = r
+            .text
+            .split('(')
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .expect("PASV tuple");
         let n: Vec<u16> = inner.split(',').map(|x| x.trim().parse().unwrap()).collect();
         let port = n[4] * 256 + n[5];
-        let s = TcpStream::connect((format!("{}.{}.{}.{}", n[0], n[1], n[2], n[3]).as_str(), port)).expect("data connect");
+        let s =
+            TcpStream::connect((format!("{}.{}.{}.{}", n[0], n[1], n[2], n[3]).as_str(), port)).expect("data connect");
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s
     }
@@ -294,17 +306,26 @@ impl RawClient {
 pub fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
     let mut first = String::new();
     if reader.read_line(&mut first)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
     }
     let first = first.trim_end_matches(['\r', '\n']).to_string();
-    let code: u16 = first.get(..3).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("bad reply line {first:?}"));
+    let code: u16 = first
+        .get(..3)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad reply line {first:?}"));
     let mut text = first.get(4..).unwrap_or("").to_string();
     if first.as_bytes().get(3) == Some(&b'-') {
         let end = format!("{code} ");
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line)? == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-reply"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed mid-reply",
+                ));
             }
             let line = line.trim_end_matches(['\r', '\n']);
             text.push('\n');
@@ -320,7 +341,11 @@ pub fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
 
 /// Runs a command with a deadline; returns (status success, stdout, stderr).
 pub fn run(cmd: &mut Command, timeout: Duration) -> (bool, Vec<u8>, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let start = Instant::now();
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();

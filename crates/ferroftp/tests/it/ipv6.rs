@@ -10,7 +10,6 @@ use crate::common::RawClient;
 /// `ferroftp serve` listening on [::1] only, killed on drop.
 struct V6Server {
     child: Child,
-    addr: SocketAddr,
     dir: tempfile::TempDir,
 }
 
@@ -49,7 +48,7 @@ fn start_v6() -> (V6Server, SocketAddr) {
     };
     std::thread::spawn(move || for _ in lines {});
     assert!(addr.is_ipv6());
-    (V6Server { child, addr, dir }, addr)
+    (V6Server { child, dir }, addr)
 }
 
 #[test]

@@ -155,7 +155,12 @@ fn shutdown_lets_a_running_transfer_finish() {
     let mut rest = Vec::new();
     std::io::Read::read_to_end(&mut data, &mut rest).unwrap();
     head.extend_from_slice(&rest);
-    assert!(head == payload, "the download was cut short: {} of {} bytes", head.len(), payload.len());
+    assert!(
+        head == payload,
+        "the download was cut short: {} of {} bytes",
+        head.len(),
+        payload.len()
+    );
     c.expect_reply(226);
     c.expect_reply(421);
     assert!(c.is_closed());
