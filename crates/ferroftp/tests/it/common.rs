@@ -70,7 +70,10 @@ impl TestServer {
             .args(["--listen", "127.0.0.1:0", "--root"])
             .arg(&root)
             .args(args)
-            .env("FERROFTP_LOG", "warn")
+            .env(
+                "FERROFTP_LOG",
+                std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

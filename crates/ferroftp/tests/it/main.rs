@@ -8,6 +8,7 @@ mod clients_lftp;
 mod clients_suppaftp;
 mod common;
 mod ftps;
+mod ftps_suppaftp;
 mod ipv6;
 mod replies_data;
 mod replies_files;
