@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ftp_server::{FailedLoginReply, ServerConfig, VirtualHost};
+use ftp_server::{BanConfig, FailedLoginReply, ServerConfig, VirtualHost};
 use ftp_storage_fs::{Durability, FsOptions};
 use serde::Deserialize;
 
@@ -21,7 +21,11 @@ pub struct FileConfig {
     #[serde(default)]
     pub timeouts: TimeoutsSection,
     #[serde(default)]
+    pub bans: BansSection,
+    #[serde(default)]
     pub storage: StorageSection,
+    #[serde(default)]
+    pub s3: S3Section,
     #[serde(default)]
     pub auth: AuthSection,
     #[serde(default)]
@@ -40,6 +44,12 @@ pub struct ServerSection {
     pub passive_address: Option<IpAddr>,
     pub allow_foreign_data_address: bool,
     pub transfer_buffer_size: usize,
+    /// Threads for blocking work: file system calls, disk reads and writes,
+    /// password hashing. Bounded so a burst of sessions cannot grow the
+    /// process by a thread (stack and allocator arena) per session.
+    pub blocking_threads: usize,
+    /// Seconds between hand-backs of freed memory to the system (0: never).
+    pub memory_trim_interval: u64,
 }
 
 impl Default for ServerSection {
@@ -52,6 +62,8 @@ impl Default for ServerSection {
             passive_address: None,
             allow_foreign_data_address: d.allow_foreign_data_address,
             transfer_buffer_size: d.transfer_buffer_size,
+            blocking_threads: 64,
+            memory_trim_interval: 10,
         }
     }
 }
@@ -60,6 +72,17 @@ impl Default for ServerSection {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
     pub max_sessions: usize,
+    /// 0: no limit.
+    pub max_sessions_per_address: usize,
+    /// 0: no limit.
+    pub max_sessions_per_user: usize,
+    pub queue_when_full: bool,
+    /// Seconds.
+    pub max_queue_wait: u64,
+    /// Seconds; 0: no limit.
+    pub max_session_length: u64,
+    /// 0: no limit.
+    pub max_bad_commands_before_login: usize,
     pub max_line_length: usize,
     pub max_queued_commands: usize,
     pub max_stat_entries: usize,
@@ -70,9 +93,46 @@ impl Default for LimitsSection {
         let d = ServerConfig::default();
         LimitsSection {
             max_sessions: d.max_sessions,
+            max_sessions_per_address: d.max_sessions_per_address,
+            max_sessions_per_user: d.max_sessions_per_user,
+            queue_when_full: d.queue_when_full,
+            max_queue_wait: d.max_queue_wait.as_secs(),
+            max_session_length: d.max_session_length.as_secs(),
+            max_bad_commands_before_login: d.max_bad_commands_before_login,
             max_line_length: d.max_line_length,
             max_queued_commands: d.max_queued_commands,
             max_stat_entries: d.max_stat_entries,
+        }
+    }
+}
+
+/// Failed logins per client address: growing delays, then a ban.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BansSection {
+    /// Failures within `window` that ban the address; 0 never bans.
+    pub max_failures: u32,
+    /// Seconds.
+    pub window: u64,
+    /// Seconds.
+    pub ban_time: u64,
+    /// Milliseconds before the first failure reply; doubles per failure.
+    pub failure_delay_ms: u64,
+    /// Milliseconds at most.
+    pub max_failure_delay_ms: u64,
+    pub max_addresses: usize,
+}
+
+impl Default for BansSection {
+    fn default() -> Self {
+        let d = BanConfig::default();
+        BansSection {
+            max_failures: d.max_failures,
+            window: d.window.as_secs(),
+            ban_time: d.ban_time.as_secs(),
+            failure_delay_ms: d.failure_delay.as_millis() as u64,
+            max_failure_delay_ms: d.max_failure_delay.as_millis() as u64,
+            max_addresses: d.max_addresses,
         }
     }
 }
@@ -104,12 +164,116 @@ impl Default for TimeoutsSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageSection {
-    /// Only "fs" so far.
+    /// "fs" (local disk under `root`) or "s3" (the `[s3]` section; `root`
+    /// is then not used).
     pub backend: String,
     pub root: PathBuf,
     /// "none", "file" or "file+directory".
     pub durability: String,
     pub keep_partial_uploads: bool,
+    /// Defaults for users whose users-file entry does not set them: bytes
+    /// and files under the home, largest file (see ftp_auth::quota).
+    pub quota_bytes: Option<ftp_auth::Size>,
+    pub quota_files: Option<ftp_auth::Size>,
+    pub max_file_size: Option<ftp_auth::Size>,
+}
+
+/// The S3-compatible store of `storage.backend = "s3"`. Credentials left
+/// out come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Section {
+    /// The S3 API's URL; unset: AWS S3 itself.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: Option<String>,
+    /// Keys of every home start with this.
+    pub prefix: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Allow an http:// endpoint; unset: only for a loopback address.
+    pub allow_http: Option<bool>,
+    pub virtual_hosted_style: bool,
+    /// Bytes per multipart part (5 MiB to 5 GiB).
+    pub part_size: usize,
+    pub part_concurrency: usize,
+    /// Seconds.
+    pub request_timeout: u64,
+    pub max_retries: usize,
+}
+
+impl Default for S3Section {
+    fn default() -> Self {
+        let d = ftp_storage_s3::S3Options::default();
+        S3Section {
+            endpoint: None,
+            region: d.region,
+            bucket: None,
+            prefix: String::new(),
+            access_key_id: None,
+            secret_access_key: None,
+            allow_http: None,
+            virtual_hosted_style: d.virtual_hosted_style,
+            part_size: d.part_size,
+            part_concurrency: d.part_concurrency,
+            request_timeout: d.request_timeout.as_secs(),
+            max_retries: d.max_retries,
+        }
+    }
+}
+
+impl S3Section {
+    /// The backend's options, the command line's `--s3-*` flags winning.
+    pub fn options(
+        &self,
+        endpoint: Option<&str>,
+        bucket: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<ftp_storage_s3::S3Options, ConfigError> {
+        let endpoint = endpoint.map(str::to_string).or_else(|| self.endpoint.clone());
+        let bucket = bucket
+            .map(str::to_string)
+            .or_else(|| self.bucket.clone())
+            .ok_or_else(|| ConfigError::Invalid("s3: no bucket (--s3-bucket or s3.bucket)".into()))?;
+        let allow_http = match self.allow_http {
+            Some(allow) => allow,
+            None => endpoint.as_deref().is_some_and(is_loopback_http),
+        };
+        if self.request_timeout == 0 {
+            return Err(ConfigError::Invalid(
+                "s3.request_timeout must be at least 1 second".into(),
+            ));
+        }
+        Ok(ftp_storage_s3::S3Options {
+            endpoint,
+            region: region.map(str::to_string).unwrap_or_else(|| self.region.clone()),
+            bucket,
+            prefix: self.prefix.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            allow_http,
+            virtual_hosted_style: self.virtual_hosted_style,
+            part_size: self.part_size,
+            part_concurrency: self.part_concurrency,
+            request_timeout: Duration::from_secs(self.request_timeout),
+            max_retries: self.max_retries,
+            ..ftp_storage_s3::S3Options::default()
+        })
+    }
+}
+
+/// `http://` to 127.0.0.0/8, [::1] or localhost: plain HTTP that never
+/// leaves the machine.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Default for StorageSection {
@@ -119,6 +283,9 @@ impl Default for StorageSection {
             root: PathBuf::from("./ftp-root"),
             durability: "file".to_string(),
             keep_partial_uploads: false,
+            quota_bytes: None,
+            quota_files: None,
+            max_file_size: None,
         }
     }
 }
@@ -236,9 +403,9 @@ impl FileConfig {
             parse_port_range(p)?;
         }
         parse_durability(&self.storage.durability)?;
-        if self.storage.backend != "fs" {
+        if !matches!(self.storage.backend.as_str(), "fs" | "s3") {
             return Err(ConfigError::Invalid(format!(
-                "storage.backend: unknown backend {:?} (known: \"fs\")",
+                "storage.backend: unknown backend {:?} (known: \"fs\", \"s3\")",
                 self.storage.backend
             )));
         }
@@ -263,9 +430,32 @@ impl FileConfig {
                 "limits: max_sessions must be at least 1 and max_line_length at least 64".into(),
             ));
         }
+        if self.limits.queue_when_full && self.limits.max_queue_wait == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_queue_wait must be at least 1 second when limits.queue_when_full is on".into(),
+            ));
+        }
+        if self.bans.max_failures > 0 && (self.bans.window == 0 || self.bans.ban_time == 0) {
+            return Err(ConfigError::Invalid(
+                "bans: window and ban_time must be at least 1 second (max_failures = 0 turns bans off)".into(),
+            ));
+        }
+        if self.bans.failure_delay_ms > self.bans.max_failure_delay_ms || self.bans.max_failure_delay_ms > 60_000 {
+            return Err(ConfigError::Invalid(
+                "bans: failure_delay_ms <= max_failure_delay_ms <= 60000 is required".into(),
+            ));
+        }
+        if self.bans.max_addresses == 0 {
+            return Err(ConfigError::Invalid("bans.max_addresses must be at least 1".into()));
+        }
         if self.server.transfer_buffer_size < 4096 || self.server.transfer_buffer_size > 64 << 20 {
             return Err(ConfigError::Invalid(
                 "server.transfer_buffer_size must be between 4096 and 67108864".into(),
+            ));
+        }
+        if self.server.blocking_threads == 0 || self.server.blocking_threads > 1024 {
+            return Err(ConfigError::Invalid(
+                "server.blocking_threads must be between 1 and 1024".into(),
             ));
         }
         Ok(())
@@ -279,6 +469,12 @@ impl FileConfig {
             passive_ports: self.server.passive_ports.as_deref().map(parse_port_range).transpose()?,
             passive_address: self.server.passive_address,
             max_sessions: self.limits.max_sessions,
+            max_sessions_per_address: self.limits.max_sessions_per_address,
+            max_sessions_per_user: self.limits.max_sessions_per_user,
+            queue_when_full: self.limits.queue_when_full,
+            max_queue_wait: secs(self.limits.max_queue_wait),
+            max_session_length: secs(self.limits.max_session_length),
+            max_bad_commands_before_login: self.limits.max_bad_commands_before_login,
             max_line_length: self.limits.max_line_length,
             max_queued_commands: self.limits.max_queued_commands,
             login_timeout: secs(self.timeouts.login),
@@ -287,6 +483,14 @@ impl FileConfig {
             transfer_stall_timeout: secs(self.timeouts.transfer_stall),
             shutdown_grace: secs(self.timeouts.shutdown_grace),
             allow_foreign_data_address: self.server.allow_foreign_data_address,
+            bans: BanConfig {
+                max_failures: self.bans.max_failures,
+                window: secs(self.bans.window),
+                ban_time: secs(self.bans.ban_time),
+                failure_delay: Duration::from_millis(self.bans.failure_delay_ms),
+                max_failure_delay: Duration::from_millis(self.bans.max_failure_delay_ms),
+                max_addresses: self.bans.max_addresses,
+            },
             failed_login_reply: if self.auth.failed_login_reply == 430 {
                 FailedLoginReply::InvalidCredentials
             } else {
@@ -303,6 +507,11 @@ impl FileConfig {
                 .collect(),
             max_stat_entries: self.limits.max_stat_entries,
             tls: None,
+            default_quota: ftp_auth::QuotaLimits {
+                bytes: self.storage.quota_bytes.map(|s| s.0),
+                files: self.storage.quota_files.map(|s| s.0),
+                max_file_size: self.storage.max_file_size.map(|s| s.0),
+            },
         })
     }
 
@@ -354,6 +563,62 @@ mod tests {
         assert_eq!(s.listen, d.listen);
         assert_eq!(s.idle_timeout, d.idle_timeout);
         assert_eq!(s.max_sessions, d.max_sessions);
+        assert_eq!(s.max_sessions_per_address, d.max_sessions_per_address);
+        assert_eq!(s.max_sessions_per_user, d.max_sessions_per_user);
+        assert_eq!(s.queue_when_full, d.queue_when_full);
+        assert_eq!(s.max_queue_wait, d.max_queue_wait);
+        assert_eq!(s.max_session_length, d.max_session_length);
+        assert_eq!(s.max_bad_commands_before_login, d.max_bad_commands_before_login);
+        assert_eq!(s.bans, d.bans);
+    }
+
+    /// The example in docs/configuration.md uses only keys that exist, with
+    /// values that pass validation.
+    #[test]
+    fn documented_example_parses() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let len = doc[start..].find("```").expect("end of the toml block");
+        let c: FileConfig = toml::from_str(&doc[start..start + len]).expect("the documented example parses");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn security_settings_read() {
+        let c: FileConfig = toml::from_str(
+            "[limits]\nmax_sessions_per_address = 3\nmax_sessions_per_user = 2\nqueue_when_full = true\n\
+             max_queue_wait = 5\nmax_session_length = 0\nmax_bad_commands_before_login = 4\n\
+             [bans]\nmax_failures = 3\nwindow = 7\nban_time = 9\nfailure_delay_ms = 100\n\
+             max_failure_delay_ms = 400\nmax_addresses = 11\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let s = c.server_config().unwrap();
+        assert_eq!(s.max_sessions_per_address, 3);
+        assert_eq!(s.max_sessions_per_user, 2);
+        assert!(s.queue_when_full);
+        assert_eq!(s.max_queue_wait, Duration::from_secs(5));
+        assert!(s.max_session_length.is_zero());
+        assert_eq!(s.max_bad_commands_before_login, 4);
+        assert_eq!(s.bans.max_failures, 3);
+        assert_eq!(s.bans.window, Duration::from_secs(7));
+        assert_eq!(s.bans.ban_time, Duration::from_secs(9));
+        assert_eq!(s.bans.failure_delay, Duration::from_millis(100));
+        assert_eq!(s.bans.max_failure_delay, Duration::from_millis(400));
+        assert_eq!(s.bans.max_addresses, 11);
+        assert!(toml::from_str::<FileConfig>("[bans]\nmax_failure = 3").is_err());
+        for bad in [
+            "[bans]\nfailure_delay_ms = 900\nmax_failure_delay_ms = 800",
+            "[bans]\nmax_failure_delay_ms = 60001",
+            "[bans]\nwindow = 0",
+            "[bans]\nmax_addresses = 0",
+            "[limits]\nqueue_when_full = true\nmax_queue_wait = 0",
+        ] {
+            let c: FileConfig = toml::from_str(bad).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        let c: FileConfig = toml::from_str("[bans]\nmax_failures = 0\nwindow = 0\nban_time = 0").unwrap();
+        c.validate().unwrap();
     }
 
     #[test]
@@ -361,6 +626,36 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
         assert!(toml::from_str::<FileConfig>("[server]\nlisten_on = []").is_err());
         assert!(toml::from_str::<FileConfig>("[timeouts]\nidle = 5\nidel = 6").is_err());
+    }
+
+    #[test]
+    fn s3_section() {
+        let c: FileConfig = toml::from_str(
+            "[storage]\nbackend = \"s3\"\n[s3]\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"b\"\nregion = \"garage\"\nprefix = \"ftp\"",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let o = c.s3.options(None, None, None).unwrap();
+        assert_eq!(
+            (o.bucket.as_str(), o.region.as_str(), o.prefix.as_str()),
+            ("b", "garage", "ftp")
+        );
+        assert!(o.allow_http, "loopback http is allowed by default");
+        let o =
+            c.s3.options(Some("http://s3.example.com"), Some("other"), None)
+                .unwrap();
+        assert_eq!(o.bucket, "other");
+        assert!(!o.allow_http, "http elsewhere needs s3.allow_http");
+        assert!(is_loopback_http("http://[::1]:9000/"));
+        assert!(is_loopback_http("http://localhost:9000"));
+        assert!(!is_loopback_http("https://127.0.0.1:9000"));
+        assert!(
+            FileConfig::default().s3.options(None, None, None).is_err(),
+            "a bucket is required"
+        );
+        assert!(toml::from_str::<FileConfig>("[s3]\nbuckett = \"b\"").is_err());
+        let c: FileConfig = toml::from_str("[storage]\nbackend = \"ftp\"").unwrap();
+        assert!(c.validate().is_err());
     }
 
     #[test]
@@ -372,5 +667,32 @@ mod tests {
         let c: FileConfig = toml::from_str("[auth]\nfailed_login_reply = 431").unwrap();
         assert!(c.validate().is_err());
         assert_eq!(parse_port_range("50000-50010").unwrap(), 50000..=50010);
+    }
+
+    #[test]
+    fn storage_quota_defaults() {
+        let d = FileConfig::default().server_config().unwrap().default_quota;
+        assert!(d.is_unlimited(), "no quota unless configured");
+        let c: FileConfig = toml::from_str(
+            "[storage]
+quota_bytes = \"10 GiB\"
+quota_files = 5000
+max_file_size = \"unlimited\"",
+        )
+        .unwrap();
+        let q = c.server_config().unwrap().default_quota;
+        assert_eq!(q.bytes, Some(10 << 30));
+        assert_eq!(q.files, Some(5000));
+        assert_eq!(q.max_file_size, Some(u64::MAX));
+        assert!(toml::from_str::<FileConfig>(
+            "[storage]
+quota_bytes = \"lots\""
+        )
+        .is_err());
+        assert!(toml::from_str::<FileConfig>(
+            "[storage]
+quota_bytes = -1"
+        )
+        .is_err());
     }
 }

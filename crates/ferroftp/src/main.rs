@@ -19,6 +19,8 @@ struct Cli {
     command: Commands,
 }
 
+// `serve` takes many flags; the enum is built once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Commands {
     /// Run the server. With no options: local disk under ./ftp-root,
@@ -51,7 +53,29 @@ enum UserAction {
         /// rename,mkdir,rmdir,chmod or all).
         #[arg(long, value_delimiter = ',')]
         permissions: Option<Vec<String>>,
+        #[command(flatten)]
+        quota: QuotaArgs,
     },
+}
+
+/// A user's storage limits: bytes with an optional unit ("512K", "10 MiB",
+/// "2G"), a plain count for files, or "unlimited". Unset limits take the
+/// server's defaults (`storage.quota_bytes` and friends).
+#[derive(clap::Args)]
+struct QuotaArgs {
+    /// Bytes of files the user may keep under the home directory.
+    #[arg(long, value_parser = parse_size_arg)]
+    quota_bytes: Option<ftp_auth::Size>,
+    /// Number of files the user may keep under the home directory.
+    #[arg(long, value_parser = parse_size_arg)]
+    quota_files: Option<ftp_auth::Size>,
+    /// The largest file the user may upload.
+    #[arg(long, value_parser = parse_size_arg)]
+    max_file_size: Option<ftp_auth::Size>,
+}
+
+fn parse_size_arg(text: &str) -> Result<ftp_auth::Size, String> {
+    ftp_auth::parse_size(text).map(ftp_auth::Size)
 }
 
 fn main() -> ExitCode {
@@ -69,8 +93,9 @@ fn main() -> ExitCode {
                     password,
                     home,
                     permissions,
+                    quota,
                 },
-        } => user_add(file, name, password, home, permissions),
+        } => user_add(file, name, password, home, permissions, quota),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -87,6 +112,7 @@ fn user_add(
     password: Option<String>,
     home: Option<String>,
     permissions: Option<Vec<String>>,
+    quota: QuotaArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let password = match password {
         Some(p) => p,
@@ -106,6 +132,9 @@ fn user_add(
     let mut entry = ftp_auth::UserEntry::new(name.clone(), hash);
     entry.home = home;
     entry.permissions = permissions;
+    entry.quota_bytes = quota.quota_bytes;
+    entry.quota_files = quota.quota_files;
+    entry.max_file_size = quota.max_file_size;
     ftp_auth::add_user_to_file(&file, entry)?;
     println!("added user {name} to {}", file.display());
     Ok(())

@@ -26,9 +26,23 @@ pub struct ServeArgs {
     /// Address to listen on (repeatable; IPv6 as [::1]:2121).
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
-    /// Storage root directory (created if missing).
+    /// Storage root directory (created if missing; not used with
+    /// `--storage s3`).
     #[arg(long)]
     root: Option<PathBuf>,
+    /// Storage backend: fs (local disk under the root) or s3 (an
+    /// S3-compatible object store; see the `[s3]` configuration section).
+    #[arg(long, value_name = "fs|s3", value_parser = ["fs", "s3"])]
+    storage: Option<String>,
+    /// The S3 API's URL (http:// is allowed for loopback addresses).
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// The bucket holding every home.
+    #[arg(long, value_name = "NAME")]
+    s3_bucket: Option<String>,
+    /// The region requests are signed for.
+    #[arg(long, value_name = "REGION")]
+    s3_region: Option<String>,
     /// A user with full rights in the root (repeatable).
     #[arg(long = "user", value_name = "NAME:PASSWORD")]
     users: Vec<String>,
@@ -96,9 +110,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     config.tls = tls_config(&args, &file)?;
 
-    let root = args.root.clone().unwrap_or_else(|| file.storage.root.clone());
-    std::fs::create_dir_all(&root).map_err(|e| format!("storage root {}: {e}", root.display()))?;
-    let backend = Arc::new(FsBackend::new(&root, file.fs_options()?)?);
+    let (backend, storage_name) = storage_backend(&args, &file)?;
 
     let mut users = match &file.auth.users_file {
         Some(path) => UserDb::load_file(path)?,
@@ -125,19 +137,24 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let tls = config.tls.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let memory_trim_interval =
+        (file.server.memory_trim_interval > 0).then(|| Duration::from_secs(file.server.memory_trim_interval));
+    keep_large_buffers_out_of_the_heap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(file.server.blocking_threads)
+        .build()?;
     runtime.block_on(async move {
         if let Some(tls) = &tls {
             tokio::spawn(reload_on_sighup(Arc::clone(&tls.provider)));
         }
+        if let Some(every) = memory_trim_interval {
+            tokio::spawn(return_freed_memory(every));
+        }
         let server = Server::bind(config, backend, Arc::new(users)).await?;
         let mut out = std::io::stdout().lock();
         for addr in server.local_addrs() {
-            writeln!(
-                out,
-                "ferroftp: listening on ftp://{addr} (storage root {})",
-                root.display()
-            )?;
+            writeln!(out, "ferroftp: listening on ftp://{addr} ({storage_name})")?;
         }
         for addr in server.implicit_tls_addrs() {
             writeln!(out, "ferroftp: listening on ftps://{addr} (implicit TLS)")?;
@@ -157,6 +174,39 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         server.run_until(shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// The storage backend from the flags, else the file, and how to name it
+/// in the start-up lines ("storage root DIR" or "storage s3://BUCKET/PREFIX
+/// at ENDPOINT").
+fn storage_backend(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<(Arc<dyn ftp_storage::Backend>, String), Box<dyn std::error::Error>> {
+    let kind = args.storage.as_deref().unwrap_or(&file.storage.backend);
+    if kind == "s3" {
+        let options = file.s3.options(
+            args.s3_endpoint.as_deref(),
+            args.s3_bucket.as_deref(),
+            args.s3_region.as_deref(),
+        )?;
+        let name = format!(
+            "storage s3://{}/{} at {}",
+            options.bucket,
+            options.prefix,
+            options.endpoint.as_deref().unwrap_or("AWS")
+        );
+        return Ok((Arc::new(ftp_storage_s3::S3Backend::new(options)?), name));
+    }
+    if args.s3_endpoint.is_some() || args.s3_bucket.is_some() || args.s3_region.is_some() {
+        return Err(
+            "--s3-endpoint, --s3-bucket and --s3-region need --storage s3 (or storage.backend = \"s3\")".into(),
+        );
+    }
+    let root = args.root.clone().unwrap_or_else(|| file.storage.root.clone());
+    std::fs::create_dir_all(&root).map_err(|e| format!("storage root {}: {e}", root.display()))?;
+    let backend: Arc<dyn ftp_storage::Backend> = Arc::new(FsBackend::new(&root, file.fs_options()?)?);
+    Ok((backend, format!("storage root {}", root.display())))
 }
 
 /// FTPS from the flags, else the file; the embedded default offers
@@ -235,4 +285,41 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+}
+
+/// Transfer buffers (256 KiB by default, two per transfer) are above
+/// glibc's mmap threshold, but glibc raises that threshold each time such a
+/// block is freed, so after the first transfers they come from the heap
+/// arenas instead. Hundreds of sessions then leave the arenas fragmented and
+/// the server's memory never shrinks back after a busy minute. Setting the
+/// threshold explicitly turns the adjustment off: large buffers stay
+/// mmapped and go back to the system the moment a transfer ends. Their
+/// pages are zero-filled by the kernel, so a small transfer touches only
+/// what it uses.
+fn keep_large_buffers_out_of_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; it is called before
+    // the runtime starts any thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// glibc keeps what finished sessions freed in its per-thread arenas, free
+/// but resident: after a busy minute of 500 sessions that is tens of MiB
+/// the process holds while it uses a few. `malloc_trim` hands the free
+/// pages of every arena back to the system; done every few seconds it
+/// costs a walk over the free lists and keeps the server's footprint
+/// where its live data is.
+async fn return_freed_memory(every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory; it takes the
+        // allocator's own locks.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+    }
 }

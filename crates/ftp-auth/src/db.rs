@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use crate::cache::{CredentialCache, DEFAULT_CACHE_CAPACITY};
 use crate::hash;
 use crate::permissions::PermissionSet;
+use crate::quota::QuotaLimits;
 use crate::users_file::{self, Account, EntryProblem, UserEntry, UsersFileError};
 use crate::{AccountRequirement, AuthError, Authenticator, User};
 
@@ -112,6 +113,7 @@ impl UserDb {
             account: None,
             account_requirement: AccountRequirement::None,
             anonymous: true,
+            quota: QuotaLimits::default(),
         });
     }
 

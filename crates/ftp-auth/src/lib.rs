@@ -14,6 +14,8 @@
 //!   argon2 without ever letting a wrong password through.
 //! - [`db`]: [`UserDb`], the in-memory user database implementing
 //!   [`Authenticator`], with optional anonymous login.
+//! - [`quota`]: [`QuotaLimits`] (per-user bytes, files, largest file) and
+//!   [`Size`], how the users file and the configuration write them.
 
 use std::fmt;
 
@@ -25,12 +27,14 @@ mod cache;
 pub mod db;
 pub mod hash;
 pub mod permissions;
+pub mod quota;
 pub mod users_file;
 
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use db::{UserDb, ANONYMOUS_NAMES};
 pub use hash::{hash_password, HashProblem};
 pub use permissions::{PermissionSet, UnknownPermission};
+pub use quota::{parse_size, QuotaLimits, Size};
 pub use users_file::{add_user_to_file, EntryProblem, UserEntry, UsersFileError};
 
 /// When a user must send ACCT (RFC 959 §4.1.1).
@@ -62,6 +66,9 @@ pub struct User {
     pub account: Option<String>,
     pub account_requirement: AccountRequirement,
     pub anonymous: bool,
+    /// The user's own storage limits from the users file; the server fills
+    /// what is unset from its defaults ([`QuotaLimits::or`]).
+    pub quota: QuotaLimits,
 }
 
 /// Why a login failed.

@@ -14,6 +14,9 @@
 //! account = "proj-7"         # optional: the ACCT value this user must give
 //! account_required = "login" # optional: "none" (default), "login" or "store"
 //! disabled = false           # optional, default false
+//! quota_bytes = "10 GiB"     # optional: bytes of files under home (default: the server's)
+//! quota_files = 100000       # optional: number of files under home (default: the server's)
+//! max_file_size = "2G"       # optional: largest file (default: the server's)
 //! ```
 //!
 //! - `name`: the USER argument, matched exactly (case-sensitive). Not
@@ -35,6 +38,9 @@
 //!   is given. `"login"` and `"store"` need `account`.
 //! - `disabled = true`: the entry stays in the file but cannot log in (the
 //!   server answers 530, as for a wrong password).
+//! - `quota_bytes`, `quota_files`, `max_file_size`: storage limits (see
+//!   [`crate::quota`] for how sizes are written); unset keys take the
+//!   server's defaults, `"unlimited"` lifts a default for this user.
 //!
 //! Unknown keys, anywhere, are errors, as are duplicate names; every error
 //! names the file and the entry.
@@ -50,6 +56,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hash::{self, HashProblem};
 use crate::permissions::{PermissionSet, UnknownPermission};
+use crate::quota::{QuotaLimits, Size};
 use crate::{AccountRequirement, AuthError, User};
 
 /// One `[[user]]` table, as written in the file. Values are checked when
@@ -71,6 +78,12 @@ pub struct UserEntry {
     pub account_required: AccountRequirement,
     #[serde(default, skip_serializing_if = "is_false")]
     pub disabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<Size>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_files: Option<Size>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_size: Option<Size>,
 }
 
 impl UserEntry {
@@ -85,6 +98,9 @@ impl UserEntry {
             account: None,
             account_required: AccountRequirement::None,
             disabled: false,
+            quota_bytes: None,
+            quota_files: None,
+            max_file_size: None,
         }
     }
 }
@@ -261,6 +277,11 @@ pub(crate) fn check_entry(entry: &UserEntry) -> Result<Account, EntryProblem> {
             account: entry.account.clone(),
             account_requirement: entry.account_required,
             anonymous: false,
+            quota: QuotaLimits {
+                bytes: entry.quota_bytes.map(|s| s.0),
+                files: entry.quota_files.map(|s| s.0),
+                max_file_size: entry.max_file_size.map(|s| s.0),
+            },
         },
         phc: Arc::from(entry.password.as_str()),
         disabled: entry.disabled,
@@ -484,6 +505,39 @@ mod tests {
         assert_eq!(bob.user.account, None);
         assert_eq!(bob.user.account_requirement, AccountRequirement::None);
         assert!(!bob.disabled);
+    }
+
+    #[test]
+    fn quota_keys() {
+        let text = format!(
+            "[[user]]\nname = \"q\"\npassword = \"{}\"\nquota_bytes = \"10 MiB\"\nquota_files = 7\nmax_file_size = \"unlimited\"\n",
+            cheap_hash("q")
+        );
+        let accounts = load(&text).unwrap();
+        assert_eq!(
+            accounts[0].user.quota,
+            QuotaLimits {
+                bytes: Some(10 << 20),
+                files: Some(7),
+                max_file_size: Some(crate::quota::UNLIMITED),
+            }
+        );
+        for bad in ["quota_bytes = -1", "quota_files = \"many\"", "max_file_size = 1.5"] {
+            let text = format!("[[user]]\nname = \"q\"\npassword = \"{}\"\n{bad}\n", cheap_hash("q"));
+            assert!(matches!(load(&text), Err(UsersFileError::Syntax { .. })), "{bad}");
+        }
+        // Written back as numbers (or "unlimited"), and loaded again.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        let mut entry = UserEntry::new("q", cheap_hash("q"));
+        entry.quota_bytes = Some(Size(1 << 30));
+        entry.max_file_size = Some(Size(crate::quota::UNLIMITED));
+        add_user_to_file(&path, entry.clone()).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("quota_bytes = 1073741824"), "{text}");
+        assert!(text.contains("max_file_size = \"unlimited\""), "{text}");
+        assert!(!text.contains("quota_files"), "{text}");
+        assert_eq!(load_text(&text, &path).unwrap().0, [entry]);
     }
 
     #[test]

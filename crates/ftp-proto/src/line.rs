@@ -17,7 +17,7 @@ const WILL: u8 = 251;
 const DONT: u8 = 254;
 
 /// Splits a byte stream into command lines, each at most `max_len` bytes
-/// (the line end not counted).
+/// as received (Telnet commands counted, the line end not).
 #[derive(Debug)]
 pub struct LineDecoder {
     /// Bytes received but not yet returned as a line.
@@ -53,6 +53,13 @@ impl LineDecoder {
         self.pending.is_empty()
     }
 
+    /// How many received bytes the decoder holds: at most `max_len + 1`
+    /// once [`next_line`](LineDecoder::next_line) has returned `None`
+    /// (checked by the fuzz target `line_decoder`).
+    pub fn buffered(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Returns the next complete line without its line end and with Telnet
     /// commands removed, `Some(Err(LineTooLong))` once for a line over the
     /// cap, or `None` when more input is needed.
@@ -71,12 +78,17 @@ impl LineDecoder {
                         self.discarding = false;
                         continue;
                     }
+                    // The cap counts the bytes received (Telnet commands
+                    // included, the CR of the line end not), as the check
+                    // on a partial line below must: so the verdict on a
+                    // line does not depend on how TCP split it.
+                    let received = raw.len() - usize::from(raw.last() == Some(&b'\r'));
+                    if received > self.max_len {
+                        return Some(Err(LineTooLong));
+                    }
                     let mut line = strip_telnet(&raw);
                     if line.last() == Some(&b'\r') {
                         line.pop();
-                    }
-                    if line.len() > self.max_len {
-                        return Some(Err(LineTooLong));
                     }
                     return Some(Ok(line));
                 }
@@ -198,6 +210,24 @@ mod tests {
         let mut d = LineDecoder::new(100);
         d.feed(&[IAC, 244, IAC, 242, b'A', b'B', b'O', b'R', b'\r', b'\n']);
         assert_eq!(lines(&mut d), vec![Ok(b"ABOR".to_vec())]);
+    }
+
+    /// Found by the `line_decoder` fuzz target: Telnet commands made a
+    /// line over the cap acceptable when it arrived in one read but not
+    /// when split, because only a partial line counted them.
+    #[test]
+    fn telnet_bytes_count_against_the_cap_in_any_chunking() {
+        let line = [IAC, 11, IAC, b'\n'];
+        let mut whole = LineDecoder::new(1);
+        whole.feed(&line);
+        let mut split = LineDecoder::new(1);
+        let mut got = Vec::new();
+        for b in line {
+            split.feed(&[b]);
+            got.extend(lines(&mut split));
+        }
+        assert_eq!(lines(&mut whole), vec![Err(LineTooLong)]);
+        assert_eq!(got, vec![Err(LineTooLong)]);
     }
 
     #[test]

@@ -148,9 +148,13 @@ impl BlockDecoder {
                     if *remaining > 0 {
                         return (used, None);
                     }
-                    let eof = *eof_after;
-                    self.state = if eof {
-                        State::Done
+                    // A marker block may carry the EOF bit too: the next
+                    // call reports EndOfFile, as for a data block.
+                    self.state = if *eof_after {
+                        State::Data {
+                            remaining: 0,
+                            eof_after: true,
+                        }
                     } else {
                         State::Header { buf: [0; 3], have: 0 }
                     };
@@ -213,6 +217,22 @@ mod tests {
         let (data, _, eof) = decode_all(&header(END_OF_FILE, 0), 10);
         assert!(data.is_empty());
         assert!(eof);
+    }
+
+    /// Found by the `modeb` fuzz target: a restart marker carrying the EOF
+    /// bit finished the decoder (`is_done`) without an EndOfFile event.
+    #[test]
+    fn marker_with_eof_bit_reports_end_of_file() {
+        let (_, markers, eof) = decode_all(&header(RESTART_MARKER | END_OF_FILE, 0), 1);
+        assert_eq!(markers, vec![Vec::<u8>::new()]);
+        assert!(eof);
+        let mut d = BlockDecoder::default();
+        let mut s = header(RESTART_MARKER | END_OF_FILE, 2).to_vec();
+        s.extend_from_slice(b"42");
+        assert_eq!(d.decode(&s), (5, Some(BlockEvent::RestartMarker(b"42".to_vec()))));
+        assert!(d.is_done());
+        assert_eq!(d.decode(&[]), (0, Some(BlockEvent::EndOfFile)));
+        assert_eq!(d.decode(b"x"), (0, None));
     }
 
     #[test]

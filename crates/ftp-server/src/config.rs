@@ -26,6 +26,41 @@ pub struct VirtualHost {
     pub enabled: bool,
 }
 
+/// Brute-force protection: failed logins are scored per client address
+/// (an IPv4 address, or the /64 of an IPv6 address). Each failure within
+/// `window` waits longer before its reply; `max_failures` of them ban the
+/// address for `ban_time` (421 at connect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanConfig {
+    /// Failed logins within `window` that ban the address; 0 never bans.
+    pub max_failures: u32,
+    /// How long failures are counted, from the first one.
+    pub window: Duration,
+    /// How long a ban lasts.
+    pub ban_time: Duration,
+    /// Wait before the reply to the first failed login; it doubles with
+    /// each further failure in the window. Zero: no wait.
+    pub failure_delay: Duration,
+    /// The longest wait before a failed-login reply.
+    pub max_failure_delay: Duration,
+    /// Addresses remembered at most (bounded memory): when full, expired
+    /// entries are purged, then the oldest is forgotten.
+    pub max_addresses: usize,
+}
+
+impl Default for BanConfig {
+    fn default() -> Self {
+        BanConfig {
+            max_failures: 10,
+            window: Duration::from_secs(600),
+            ban_time: Duration::from_secs(1800),
+            failure_delay: Duration::from_millis(500),
+            max_failure_delay: Duration::from_secs(8),
+            max_addresses: 10_000,
+        }
+    }
+}
+
 /// FTPS: the certificate, the policy, and implicit-TLS listeners.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
@@ -45,8 +80,28 @@ pub struct ServerConfig {
     /// The address announced in PASV replies (behind NAT); by default the
     /// local address of the control connection.
     pub passive_address: Option<IpAddr>,
-    /// Sessions at once; more get 421 "Too many users, server is full".
+    /// Sessions at once; more get 421 "Too many users, server is full"
+    /// (or wait, with `queue_when_full`).
     pub max_sessions: usize,
+    /// Connections at once from one client address (an IPv4 address or an
+    /// IPv6 /64), waiting ones included; more get 421. 0: no limit.
+    pub max_sessions_per_address: usize,
+    /// Logged-in sessions at once of one user; a login beyond it gets 421
+    /// "Too many sessions for this user" and the connection closes. 0: no
+    /// limit.
+    pub max_sessions_per_user: usize,
+    /// At the session limit, answer 120 and wait for a free slot (220)
+    /// instead of 421 at once. At most `max_sessions` connections wait.
+    pub queue_when_full: bool,
+    /// The longest wait in the queue; then 421.
+    pub max_queue_wait: Duration,
+    /// A session older than this is logged out (231) and closed, after its
+    /// running transfer if any. Zero: no limit.
+    pub max_session_length: Duration,
+    /// Bad commands before login (lines that are not a valid command:
+    /// unknown, malformed, over-long) a connection may send; one more gets
+    /// 421 and the connection closes. 0: no limit.
+    pub max_bad_commands_before_login: usize,
     /// Longest command line in bytes; longer ones get 500.
     pub max_line_length: usize,
     /// Commands a client may send ahead while a transfer runs; beyond that
@@ -67,6 +122,7 @@ pub struct ServerConfig {
     /// port below 1024 (site-to-site "FXP"); off by default (bounce attacks).
     pub allow_foreign_data_address: bool,
     pub failed_login_reply: FailedLoginReply,
+    pub bans: BanConfig,
     /// Bytes per read/write of a transfer.
     pub transfer_buffer_size: usize,
     /// Names HOST accepts; empty accepts any name.
@@ -75,6 +131,9 @@ pub struct ServerConfig {
     pub max_stat_entries: usize,
     /// FTPS; `None` answers AUTH with 504.
     pub tls: Option<TlsConfig>,
+    /// Storage limits for users whose users-file entry does not set them
+    /// (per-user bytes and files, largest file); none by default.
+    pub default_quota: ftp_auth::QuotaLimits,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +144,12 @@ impl Default for ServerConfig {
             passive_ports: None,
             passive_address: None,
             max_sessions: 1000,
+            max_sessions_per_address: 50,
+            max_sessions_per_user: 0,
+            queue_when_full: false,
+            max_queue_wait: Duration::from_secs(60),
+            max_session_length: Duration::from_secs(24 * 3600),
+            max_bad_commands_before_login: 10,
             max_line_length: 4096,
             max_queued_commands: 32,
             login_timeout: Duration::from_secs(60),
@@ -94,10 +159,12 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             allow_foreign_data_address: false,
             failed_login_reply: FailedLoginReply::NotLoggedIn,
+            bans: BanConfig::default(),
             transfer_buffer_size: 256 * 1024,
             virtual_hosts: Vec::new(),
             max_stat_entries: 10_000,
             tls: None,
+            default_quota: ftp_auth::QuotaLimits::default(),
         }
     }
 }

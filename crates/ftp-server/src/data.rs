@@ -7,10 +7,18 @@
 //! the control connection's address: a connection from anywhere else is
 //! dropped and the listener keeps waiting for the real client (data
 //! connection theft, "port stealing").
+//!
+//! A session has at most one passive listener: a new PASV/EPSV/LPSV, a
+//! transfer claiming the connection, the accept timeout, and the end of the
+//! session each close it at once (not when a task gets round to it), so
+//! its port is free again for the next PASV. A range with no free port
+//! answers 425 at once.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -35,15 +43,38 @@ impl DataSetup {
     /// is then 125, not 150.
     pub fn is_connected(&self) -> bool {
         match self {
-            DataSetup::Passive(p) => p.accept.as_ref().is_some_and(JoinHandle::is_finished),
+            DataSetup::Passive(p) => p.connected(),
             DataSetup::Open(_) => true,
             _ => false,
         }
     }
+
+    /// [`is_connected`](DataSetup::is_connected), also counting a
+    /// connection from the client that still waits in the listener's
+    /// backlog: the client connected before sending the command, and the
+    /// accept task simply has not run yet.
+    pub fn is_connected_now(&self) -> bool {
+        match self {
+            DataSetup::Passive(p) => p.connected() || p.backlog_ready(),
+            other => other.is_connected(),
+        }
+    }
 }
+
+/// The listening socket, shared with the accept task; whoever is done
+/// with it first takes it out, which closes it. `accepted` is set under the
+/// same lock as the client's connection leaves the backlog, so a look at
+/// the backlog and the flag together never misses a connection in between.
+struct Shared {
+    listener: Option<TcpListener>,
+    accepted: bool,
+}
+
+type Socket = Arc<Mutex<Shared>>;
 
 pub(crate) struct PassiveListener {
     pub local: SocketAddr,
+    socket: Socket,
     /// Taken when the transfer claims the connection.
     accept: Option<JoinHandle<io::Result<TcpStream>>>,
 }
@@ -51,11 +82,49 @@ pub(crate) struct PassiveListener {
 impl Drop for PassiveListener {
     fn drop(&mut self) {
         // A listener replaced by a new PASV, or dropped with the session,
-        // must stop listening at once.
+        // stops listening now: its port must be free for the next bind.
+        close(&self.socket);
         if let Some(accept) = &self.accept {
             accept.abort();
         }
     }
+}
+
+fn lock(socket: &Socket) -> std::sync::MutexGuard<'_, Shared> {
+    socket.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn close(socket: &Socket) {
+    let listener = lock(socket).listener.take();
+    drop(listener);
+}
+
+/// Accepts the one connection from `client_ip` on the shared socket,
+/// dropping connections from anywhere else, or fails once it is closed.
+async fn accept_from(socket: &Socket, client_ip: IpAddr) -> io::Result<TcpStream> {
+    std::future::poll_fn(|cx| {
+        let mut shared = lock(socket);
+        loop {
+            let Some(listener) = shared.listener.as_ref() else {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "passive listener closed",
+                )));
+            };
+            match listener.poll_accept(cx) {
+                Poll::Ready(Ok((stream, peer))) if same_host(peer.ip(), client_ip) => {
+                    shared.accepted = true;
+                    return Poll::Ready(Ok(stream));
+                }
+                Poll::Ready(Ok((_, peer))) => {
+                    tracing::warn!(%peer, expected = %client_ip, "data connection from a foreign address dropped");
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await
 }
 
 impl PassiveListener {
@@ -69,25 +138,52 @@ impl PassiveListener {
     ) -> io::Result<PassiveListener> {
         let listener = bind_in_range(ip, ports)?;
         let local = listener.local_addr()?;
+        let socket: Socket = Arc::new(Mutex::new(Shared {
+            listener: Some(listener),
+            accepted: false,
+        }));
+        let task_socket = Arc::clone(&socket);
         let accept = tokio::spawn(async move {
-            let wait = async {
-                loop {
-                    let (stream, peer) = listener.accept().await?;
-                    if same_host(peer.ip(), client_ip) {
-                        return Ok(stream);
-                    }
-                    tracing::warn!(%peer, expected = %client_ip, "data connection from a foreign address dropped");
-                }
-            };
-            match tokio::time::timeout(timeout, wait).await {
+            let result = match tokio::time::timeout(timeout, accept_from(&task_socket, client_ip)).await {
                 Ok(r) => r,
                 Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no data connection")),
-            }
+            };
+            // One connection per listener: the port is free again.
+            close(&task_socket);
+            result
         });
         Ok(PassiveListener {
             local,
+            socket,
             accept: Some(accept),
         })
+    }
+
+    /// The client's connection has been accepted.
+    fn connected(&self) -> bool {
+        lock(&self.socket).accepted
+    }
+
+    /// True when the client's connection has been accepted or waits in
+    /// the backlog (a connection from a foreign address waiting there
+    /// counts too: it is rare, and only changes 150 into 125).
+    fn backlog_ready(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let shared = lock(&self.socket);
+        if shared.accepted {
+            return true;
+        }
+        let Some(listener) = shared.listener.as_ref() else {
+            return false;
+        };
+        let mut fd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout: never blocks.
+        let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+        ready == 1 && fd.revents & libc::POLLIN != 0
     }
 
     async fn connection(mut self) -> io::Result<TcpStream> {
@@ -131,6 +227,13 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     } else {
         TcpSocket::new_v6()?
     };
+    if addr.port() != 0 {
+        // A data connection this range port carried may linger in
+        // TIME_WAIT; that must not keep the port from the next PASV. (Two
+        // listeners still cannot share a port: Linux refuses that without
+        // SO_REUSEPORT.)
+        socket.set_reuseaddr(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(1)
 }

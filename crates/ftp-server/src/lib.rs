@@ -10,25 +10,32 @@
 //!   progress, permissions), driven by the command table in `ftp-proto`.
 //! - `commands`: the handlers, grouped by area (login, navigation, file
 //!   actions, transfer parameters, data-connection setup, information).
+//! - `limits`: session counts per client address and per user.
+//! - `bans`: failed logins scored per address: growing delays, bans.
 //! - `data`: passive listeners and active connects, with the peer-address
 //!   checks that refuse bounce and data-connection theft.
 //! - `transfer`: RETR/STOR/LIST as cancellable tasks, so ABOR, STAT and
 //!   QUIT work while they run; TYPE A, MODE B and STRU P encodings.
 //! - `replies`: storage and auth errors turned into replies in one place.
+//! - `quota`: per-user quotas (bytes, files) and the largest file: usage
+//!   measured once per user, counted chunk by chunk, 552 when exceeded.
 //! - [`tls`]: FTPS with rustls: certificates, per-session configs binding
 //!   data connections to their control session, plain-or-TLS streams.
 //! - `net`: socket options (TCP_NODELAY, SO_OOBINLINE) and sendfile.
 
+mod bans;
 mod commands;
 pub mod config;
 mod data;
 mod gate;
+mod limits;
 pub mod listener;
 mod net;
+mod quota;
 mod replies;
 mod session;
 pub mod tls;
 mod transfer;
 
-pub use config::{FailedLoginReply, ServerConfig, TlsConfig, VirtualHost};
+pub use config::{BanConfig, FailedLoginReply, ServerConfig, TlsConfig, VirtualHost};
 pub use listener::Server;

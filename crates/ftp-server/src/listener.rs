@@ -1,20 +1,27 @@
-//! Listeners: accept loops, the session cap and shutdown.
+//! Listeners: accept loops, bans, the session caps (total and per
+//! address), the queue for a full server, and shutdown.
+//!
+//! Every accepted connection gets an answer: the greeting (220, after 120
+//! when it waited in the queue) or 421 with the reason.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ftp_auth::Authenticator;
 use ftp_proto::{Reply, ReplyCode};
 use ftp_storage::Backend;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::bans::BanTable;
 use crate::config::ServerConfig;
+use crate::limits::{AddrKey, CountGuard, SessionCounts};
 use crate::net;
 use crate::session::{Session, Shared};
 
@@ -45,6 +52,10 @@ impl Server {
         Ok(Server {
             listeners,
             shared: Arc::new(Shared {
+                per_address: SessionCounts::new(config.max_sessions_per_address),
+                per_user: SessionCounts::new(config.max_sessions_per_user),
+                bans: BanTable::new(config.bans.clone()),
+                quotas: Default::default(),
                 config,
                 backend,
                 auth,
@@ -84,15 +95,18 @@ impl Server {
             .min(Semaphore::MAX_PERMITS)
             .min(u32::MAX as usize);
         let slots = Arc::new(Semaphore::new(max));
+        let waiting = Arc::new(AtomicUsize::new(0));
         let mut accepts = JoinSet::new();
         for (listener, implicit) in self.listeners {
             accepts.spawn(accept_loop(
                 listener,
                 Arc::clone(&self.shared),
                 Arc::clone(&slots),
+                Arc::clone(&waiting),
                 implicit,
             ));
         }
+        accepts.spawn(purge_bans(Arc::clone(&self.shared)));
         shutdown.await;
         let _ = self.shutdown.send(true);
         let all_ended = slots.acquire_many(max as u32);
@@ -118,7 +132,13 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, slots: Arc<Semaphore>, implicit_tls: bool) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    implicit_tls: bool,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -141,15 +161,146 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, slots: Arc<Sema
             tokio::spawn(refuse(stream, "Service not available, server shutting down"));
             continue;
         }
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tokio::spawn(refuse(stream, "Too many users, server is full"));
+        let key = AddrKey::of(peer.ip());
+        if shared.bans.is_banned(key, Instant::now()) {
+            tracing::info!(%peer, "connection from a banned address refused");
+            tokio::spawn(refuse(
+                stream,
+                "Too many failed logins from your address; try again later",
+            ));
+            continue;
+        }
+        let Some(address_place) = shared.per_address.try_acquire(&key) else {
+            tracing::info!(%peer, "too many connections from one address");
+            tokio::spawn(refuse(stream, "Too many connections from your address"));
             continue;
         };
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            Session::new(shared, stream, peer, local, implicit_tls).run().await;
-            drop(permit);
-        });
+        let accepted = Accepted {
+            stream,
+            peer,
+            local,
+            implicit_tls,
+            address_place,
+        };
+        match Arc::clone(&slots).try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(run_session(Arc::clone(&shared), accepted, permit));
+            }
+            Err(_) if shared.config.queue_when_full && enter_queue(&waiting, shared.config.max_sessions) => {
+                tokio::spawn(wait_in_queue(
+                    Arc::clone(&shared),
+                    Arc::clone(&slots),
+                    Arc::clone(&waiting),
+                    accepted,
+                ));
+            }
+            Err(_) => {
+                tokio::spawn(refuse(accepted.stream, "Too many users, server is full"));
+            }
+        }
+    }
+}
+
+/// A connection that passed the ban and per-address checks.
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    implicit_tls: bool,
+    /// Held for the whole life of the connection, queue wait included.
+    address_place: CountGuard<AddrKey>,
+}
+
+async fn run_session(shared: Arc<Shared>, accepted: Accepted, permit: OwnedSemaphorePermit) {
+    let Accepted {
+        stream,
+        peer,
+        local,
+        implicit_tls,
+        address_place,
+    } = accepted;
+    Session::new(shared, stream, peer, local, implicit_tls).run().await;
+    drop(permit);
+    drop(address_place);
+}
+
+/// Takes one of the `max` places in the queue, if one is free.
+fn enter_queue(waiting: &AtomicUsize, max: usize) -> bool {
+    waiting
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
+        .is_ok()
+}
+
+/// The server is full: 120, then the session (220) as soon as a slot frees,
+/// or 421 after `max_queue_wait`. Slots go to waiting connections in the
+/// order they arrived. A client that hangs up stops waiting. Implicit-TLS
+/// connections wait without the 120, which cannot precede the handshake.
+async fn wait_in_queue(shared: Arc<Shared>, slots: Arc<Semaphore>, waiting: Arc<AtomicUsize>, mut accepted: Accepted) {
+    let permit = queued(&shared, &slots, &mut accepted).await;
+    // Out of the queue, whatever comes next.
+    waiting.fetch_sub(1, Ordering::Relaxed);
+    match permit {
+        Some(Ok(permit)) if !*shared.shutting_down.borrow() => run_session(shared, accepted, permit).await,
+        Some(_) => {
+            let text = if *shared.shutting_down.borrow() {
+                "Service not available, server shutting down"
+            } else {
+                "Too many users, server is full"
+            };
+            refuse(accepted.stream, text).await;
+        }
+        // The client hung up or could not be told.
+        None => {}
+    }
+}
+
+/// The wait itself: a slot (`Ok`), no slot in time or shutdown (`Err`), or
+/// `None` when the client is gone.
+async fn queued(
+    shared: &Shared,
+    slots: &Arc<Semaphore>,
+    accepted: &mut Accepted,
+) -> Option<Result<OwnedSemaphorePermit, ()>> {
+    let wait = shared.config.max_queue_wait;
+    if !accepted.implicit_tls {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let unit = if minutes == 1 { "minute" } else { "minutes" };
+        let reply = Reply::new(
+            ReplyCode::ServiceReadyInMinutes,
+            format!("Service ready in {minutes} {unit}."),
+        );
+        let sent = tokio::time::timeout(Duration::from_secs(5), accepted.stream.write_all(&reply.encode())).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return None;
+        }
+    }
+    let mut shutting_down = shared.shutting_down.clone();
+    tokio::select! {
+        permit = Arc::clone(slots).acquire_owned() => Some(permit.map_err(|_| ())),
+        _ = tokio::time::sleep(wait) => Some(Err(())),
+        _ = hung_up(&accepted.stream) => None,
+        _ = shutting_down.wait_for(|down| *down) => Some(Err(())),
+    }
+}
+
+/// Resolves when the peer closes the connection (or it fails). Input the
+/// client sends ahead is left for the session to read.
+async fn hung_up(stream: &TcpStream) {
+    let mut b = [0u8; 1];
+    match stream.peek(&mut b).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
+
+/// Forgets expired failed-login scores now and then (bounded memory even
+/// when nobody new fails).
+async fn purge_bans(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.bans.purge_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        shared.bans.purge(Instant::now());
     }
 }
 

@@ -6,6 +6,12 @@
 //! `during_transfer` (ABOR, STAT, QUIT, NOOP, HELP) are answered at once;
 //! any other command waits in a bounded queue until the transfer ends, as
 //! RFC 959 §4.1.3 asks.
+//!
+//! The session's clocks: the login deadline (from connect, never extended
+//! by activity), the idle deadline (from the last command, paused while a
+//! transfer runs) and the session's maximum length (231 and close, after
+//! the running transfer if any). Before login, too many bad commands end
+//! the session (421).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -24,15 +30,26 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::bans::BanTable;
 use crate::config::ServerConfig;
 use crate::data::DataSetup;
 use crate::gate::{self, GateView};
+use crate::limits::{AddrKey, CountGuard, SessionCounts};
 use crate::tls::{self, MaybeTls};
 use crate::transfer::TransferOutcome;
 
-/// What every session shares: configuration, storage and authentication.
+/// What every session shares: configuration, storage, authentication, and
+/// the counts and scores kept per client address and per user.
 pub(crate) struct Shared {
     pub config: ServerConfig,
+    /// Connections per client address (taken at accept).
+    pub per_address: SessionCounts<AddrKey>,
+    /// Logged-in sessions per user name (taken at login).
+    pub per_user: SessionCounts<String>,
+    /// Failed logins per client address.
+    pub bans: BanTable,
+    /// Usage of the users with quotas and a session open.
+    pub quotas: crate::quota::Quotas,
     pub backend: Arc<dyn Backend>,
     pub auth: Arc<dyn Authenticator>,
     /// Becomes true when the server shuts down.
@@ -111,8 +128,16 @@ enum Wake {
     /// Input arrived (`true`) or the client closed the connection (`false`).
     Read(bool),
     Transfer(TransferEvent),
-    Timeout,
+    Timeout(Clock),
     Shutdown,
+}
+
+/// Which of the session's clocks ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    Login,
+    Idle,
+    SessionLength,
 }
 
 /// Whether the session goes on after a command.
@@ -210,6 +235,18 @@ pub(crate) struct Session {
     pub quit_pending: bool,
     /// The server is shutting down: close (421) once the transfer ends.
     shutdown_pending: bool,
+    /// The session reached its maximum length during a transfer: 231 and
+    /// close once the transfer ends.
+    expired_pending: bool,
+    /// A handler asks for the session to end after its replies (a ban, a
+    /// per-user limit).
+    pub close_requested: bool,
+    /// The logged-in user's place in the per-user count.
+    pub user_place: Option<CountGuard<String>>,
+    /// Bad commands before login (unknown, malformed, over-long).
+    bad_commands: usize,
+    /// The logged-in user's storage limits and usage (`quota`).
+    pub space: crate::quota::SessionSpace,
     shutting_down: watch::Receiver<bool>,
     /// Commands that arrived during a transfer, run after it.
     deferred: VecDeque<Vec<u8>>,
@@ -259,6 +296,11 @@ impl Session {
             transfer: None,
             quit_pending: false,
             shutdown_pending: false,
+            expired_pending: false,
+            close_requested: false,
+            user_place: None,
+            bad_commands: 0,
+            space: Default::default(),
             shutting_down,
             deferred: VecDeque::new(),
             connected_at: now,
@@ -279,6 +321,11 @@ impl Session {
 
     pub fn logged_in(&self) -> bool {
         matches!(self.login, Login::LoggedIn)
+    }
+
+    /// The client's address as the per-address limit and bans count it.
+    pub fn addr_key(&self) -> AddrKey {
+        AddrKey::of(self.peer.ip())
     }
 
     /// The storage of the logged-in user. The gate guarantees a login for
@@ -310,8 +357,8 @@ impl Session {
         if let Some(line) = self.ctl.decoder.next_line() {
             return match line {
                 Err(LineTooLong) => {
-                    self.reply(ReplyCode::SyntaxError, "Command line too long").await;
-                    Flow::Continue
+                    self.bad_command(Reply::new(ReplyCode::SyntaxError, "Command line too long"))
+                        .await
                 }
                 Ok(line) => self.accept_line(line).await,
             };
@@ -324,7 +371,7 @@ impl Session {
         let wake = tokio::select! {
             read = ctl.read_more() => Wake::Read(read.map(|n| n > 0).unwrap_or(false)),
             event = async { match transfer { Some(t) => t.next_event().await, None => std::future::pending().await } } => Wake::Transfer(event),
-            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => Wake::Timeout,
+            clock = async { match deadline { Some((d, clock)) => { tokio::time::sleep_until(d.into()).await; clock } None => std::future::pending().await } } => Wake::Timeout(clock),
             _ = async { if watch_shutdown { let _ = shutdown.wait_for(|down| *down).await; } else { std::future::pending::<()>().await } } => Wake::Shutdown,
         };
         match wake {
@@ -349,8 +396,16 @@ impl Session {
                 .await;
                 Flow::Close
             }
-            Wake::Timeout => {
-                let text = if self.logged_in() {
+            Wake::Timeout(Clock::SessionLength) => {
+                if self.transfer.is_some() {
+                    // The transfer finishes first; 231 follows its reply.
+                    self.expired_pending = true;
+                    return Flow::Continue;
+                }
+                self.session_expired().await
+            }
+            Wake::Timeout(clock) => {
+                let text = if clock == Clock::Idle {
                     "Idle timeout, closing control connection"
                 } else {
                     "Login timeout, closing control connection"
@@ -402,18 +457,70 @@ impl Session {
         }
     }
 
-    /// When the session times out: the login deadline (counted from connect,
-    /// never extended by activity) or the idle deadline (paused while a
-    /// transfer runs).
-    fn deadline(&self) -> Option<Instant> {
+    /// The next of the session's clocks to run out: the login deadline
+    /// (counted from connect, never extended by activity) or the idle
+    /// deadline (paused while a transfer runs), and the session's maximum
+    /// length (once; during a transfer it only marks the session to end
+    /// after it).
+    fn deadline(&self) -> Option<(Instant, Clock)> {
         let cfg = &self.shared.config;
-        if !self.logged_in() {
-            return Some(self.connected_at + cfg.login_timeout);
+        let activity = if !self.logged_in() {
+            Some((self.connected_at + cfg.login_timeout, Clock::Login))
+        } else if self.transfer.is_some() {
+            None
+        } else {
+            Some((self.last_command + cfg.idle_timeout, Clock::Idle))
+        };
+        // Once the limit passed during a transfer, it is due again as soon
+        // as no transfer runs (whichever way the transfer ended).
+        let waiting_for_transfer = self.expired_pending && self.transfer.is_some();
+        let length = (!cfg.max_session_length.is_zero() && !waiting_for_transfer)
+            .then(|| (self.connected_at + cfg.max_session_length, Clock::SessionLength));
+        match (activity, length) {
+            (Some(a), Some(l)) => Some(if l.0 < a.0 { l } else { a }),
+            (a, l) => a.or(l),
         }
-        if self.transfer.is_some() {
-            return None;
+    }
+
+    /// The session reached `max_session_length`: a logged-in user is logged
+    /// out for the account's reason (231); a connection still logging in
+    /// gets 421.
+    async fn session_expired(&mut self) -> Flow {
+        tracing::info!(peer = %self.peer, "session time limit reached");
+        if self.logged_in() {
+            self.reply(
+                ReplyCode::UserLoggedOut,
+                "Session time limit reached; logged out, closing control connection",
+            )
+            .await;
+        } else {
+            self.reply(ReplyCode::ServiceNotAvailable, "Session time limit reached")
+                .await;
         }
-        Some(self.last_command + cfg.idle_timeout)
+        Flow::Close
+    }
+
+    /// Answers a bad command: a line that is not a valid command (unknown,
+    /// malformed, over-long). Before login, the one after
+    /// `max_bad_commands_before_login` of them gets 421 and the session
+    /// ends. A valid command refused for want of a login (530) is not
+    /// counted: it costs nothing, and clients probe with them.
+    async fn bad_command(&mut self, reply: Reply) -> Flow {
+        let max = self.shared.config.max_bad_commands_before_login;
+        if !self.logged_in() && max > 0 {
+            self.bad_commands += 1;
+            if self.bad_commands > max {
+                tracing::info!(peer = %self.peer, "too many bad commands before login");
+                self.reply(
+                    ReplyCode::ServiceNotAvailable,
+                    "Too many bad commands, closing control connection",
+                )
+                .await;
+                return Flow::Close;
+            }
+        }
+        self.send(reply).await;
+        Flow::Continue
     }
 
     /// A complete line from the client: run it now, or queue it behind a
@@ -441,8 +548,7 @@ impl Session {
             Ok(c) => c,
             Err(e) => {
                 let reply = self.parse_error_reply(&e);
-                self.send(reply).await;
-                return Flow::Continue;
+                return self.bad_command(reply).await;
             }
         };
         tracing::trace!(verb = ?command.verb(), "command");
@@ -458,7 +564,11 @@ impl Session {
             self.send(reply).await;
             return Flow::Continue;
         }
-        self.dispatch(command).await
+        let flow = self.dispatch(command).await;
+        if self.close_requested {
+            return Flow::Close;
+        }
+        flow
     }
 
     fn parse_error_reply(&self, e: &ParseError) -> Reply {
@@ -510,6 +620,9 @@ impl Session {
         if self.quit_pending {
             self.reply(ReplyCode::ClosingControlConnection, "Goodbye").await;
             return Flow::Close;
+        }
+        if self.expired_pending {
+            return self.session_expired().await;
         }
         // The idle clock starts again when the transfer ends.
         self.last_command = Instant::now();

@@ -22,7 +22,7 @@ use ftp_proto::listing::{self, FactSet};
 use ftp_proto::modeb::{self, BlockDecoder, BlockEvent};
 use ftp_proto::page::{self, PageDecoder, PageEvent};
 use ftp_proto::{Reply, ReplyCode};
-use ftp_storage::{DirEntry, DirStream, FileRead, StorageError, Upload};
+use ftp_storage::{DirEntry, DirStream, ErrorKind, FileRead, StorageError, Upload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -114,6 +114,11 @@ enum Stop {
 }
 
 impl Stop {
+    /// The storage ran out of space: a quota (552) or the disk (452).
+    fn out_of_space(&self) -> bool {
+        matches!(self, Stop::Storage(e) if matches!(e.kind, ErrorKind::QuotaExceeded | ErrorKind::InsufficientStorage))
+    }
+
     fn reply(&self) -> Reply {
         match self {
             Stop::Cancelled => Reply::new(
@@ -494,9 +499,15 @@ async fn receive_file(
             Err(e) => TransferOutcome::failed(replies::storage_error(&e)),
         },
         Err(stop) => {
-            // A client told of restart marks may resume from them: keep
-            // what arrived. Otherwise nothing half-written stays visible.
-            if marks_sent > 0 {
+            if stop.out_of_space() {
+                // Over a quota or a full disk, a partial file is of no use
+                // (resuming it fails the same way) and only holds space:
+                // nothing of it stays, whatever the other policies say.
+                let _ = upload.discard().await;
+            } else if marks_sent > 0 {
+                // A client told of restart marks may resume from them: keep
+                // what arrived. Otherwise the storage's policy applies
+                // (`keep_partial_uploads` for the local disk).
                 let _ = upload.commit().await;
             } else {
                 let _ = upload.abort().await;

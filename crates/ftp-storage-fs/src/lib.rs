@@ -20,10 +20,13 @@
 //!   blocking-pool helper.
 //! - `storage`: [`FsStorage`], the [`Storage`] implementation.
 //! - `upload`: uploads (temporary file and rename, or in place).
+//! - `busy`: the process-wide set of files being uploaded (a second writer
+//!   gets `Busy`), keyed by parent directory inode and name.
 //! - `list`: directory listings streamed in batches.
 //! - `names`: from [`FtpPath`] to relative paths and final names.
 //! - `sys`: the unsafe system-call wrappers, each with its SAFETY note.
 
+mod busy;
 mod list;
 mod names;
 mod storage;

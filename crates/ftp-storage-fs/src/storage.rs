@@ -16,8 +16,8 @@ use ftp_storage::{
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::list::{facts, DirReader, FsDirStream};
-use crate::upload::{create_temp, Aside, FsUpload, Placement};
-use crate::{blocking, names, sys, Durability, FsOptions};
+use crate::upload::{create_temp, Aside, FsUpload, InPlace, Placement};
+use crate::{blocking, busy, names, sys, FsOptions};
 
 /// A user's storage: every path is resolved beneath `root` (see the crate
 /// documentation for how).
@@ -108,6 +108,7 @@ impl FsStorage {
 fn open_aside(inner: &Inner, path: &FtpPath, exclusive: bool) -> Result<FsUpload> {
     let (parent, name) = names::split(path)?;
     let dir = inner.open_dir(&parent)?;
+    let busy = busy::acquire(dir.as_fd(), &name)?;
     // Refuse now what commit would refuse, before the client sends data.
     let existing = match sys::lstatat(dir.as_fd(), &name) {
         Ok(st) => Some(st),
@@ -137,13 +138,22 @@ fn open_aside(inner: &Inner, path: &FtpPath, exclusive: bool) -> Result<FsUpload
         exclusive,
         keep_partial: options.keep_partial_uploads,
     };
-    Ok(FsUpload::new(file, Placement::Aside(aside), options.durability))
+    Ok(FsUpload::new(file, Placement::Aside(aside), options.durability, busy))
 }
 
 /// Opens the target of an `Append` or `ResumeAt` upload, which writes into
 /// the file itself.
 fn open_in_place(inner: &Inner, path: &FtpPath, resume_at: Option<u64>) -> Result<FsUpload> {
     let rel = names::relative(path)?;
+    let (parent, name) = names::split(path)?;
+    let dir = inner.open_dir(&parent)?;
+    // Before anything is created or cut: a busy file is left alone.
+    let busy = busy::acquire(dir.as_fd(), &name)?;
+    let existed = match sys::lstatat(dir.as_fd(), &name) {
+        Ok(_) => true,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+        Err(e) => return Err(e.into()),
+    };
     let mode = inner.options.file_mode;
     let fd = match resume_at {
         None => inner.open(
@@ -166,21 +176,28 @@ fn open_in_place(inner: &Inner, path: &FtpPath, resume_at: Option<u64>) -> Resul
         return Err(e);
     }
     let mut file = File::from(fd);
-    if let Some(offset) = resume_at {
-        if offset > st.size {
-            return Err(invalid_offset(offset, st.size));
+    let start = match resume_at {
+        Some(offset) => {
+            if offset > st.size {
+                return Err(invalid_offset(offset, st.size));
+            }
+            file.set_len(offset)?;
+            file.seek(SeekFrom::Start(offset))?;
+            offset
         }
-        file.set_len(offset)?;
-        file.seek(SeekFrom::Start(offset))?;
-    }
-    let dir = match inner.options.durability {
-        Durability::FileAndDirectory => Some(inner.open_dir(&names::relative(&path.parent())?)?),
-        _ => None,
+        None => st.size,
+    };
+    let target = InPlace {
+        dir,
+        name,
+        start,
+        created: !existed,
     };
     Ok(FsUpload::new(
         file,
-        Placement::InPlace { dir },
+        Placement::InPlace(target),
         inner.options.durability,
+        busy,
     ))
 }
 
@@ -272,25 +289,43 @@ impl Storage for FsStorage {
     }
 
     async fn mkdir(&self, path: &FtpPath) -> Result<()> {
-        self.at_name(path, |dir, name, inner| sys::mkdirat(dir, name, inner.options.dir_mode))
-            .await
+        self.at_name(path, |dir, name, inner| {
+            busy::check(dir, name)?;
+            sys::mkdirat(dir, name, inner.options.dir_mode)
+        })
+        .await
     }
 
     async fn rmdir(&self, path: &FtpPath) -> Result<()> {
         self.at_name(path, |dir, name, _| sys::unlinkat(dir, name, true)).await
     }
 
+    /// A file being uploaded is `Busy`.
     async fn delete(&self, path: &FtpPath) -> Result<()> {
-        self.at_name(path, |dir, name, _| sys::unlinkat(dir, name, false)).await
+        self.at_name(path, |dir, name, _| {
+            busy::check(dir, name)?;
+            sys::unlinkat(dir, name, false)
+        })
+        .await
     }
 
+    /// `Busy` when either name is being uploaded.
     async fn rename(&self, from: &FtpPath, to: &FtpPath) -> Result<()> {
         let (to_parent, to_name) = names::split(to)?;
         self.at_name(from, move |from_dir, from_name, inner| {
             let to_dir = inner.open_dir(&to_parent)?;
+            busy::check(from_dir, from_name)?;
+            busy::check(to_dir.as_fd(), &to_name)?;
             sys::renameat(from_dir, from_name, to_dir.as_fd(), &to_name)
         })
         .await
+    }
+
+    async fn check_not_busy(&self, path: &FtpPath) -> Result<()> {
+        if busy::none_in_progress() {
+            return Ok(());
+        }
+        self.at_name(path, |dir, name, _| busy::check(dir, name)).await
     }
 
     /// Sets the time of the entry itself: on a symlink, of the link (never

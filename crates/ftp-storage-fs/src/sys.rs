@@ -173,6 +173,9 @@ pub struct Stat {
     pub mode: u32,
     pub size: u64,
     pub mtime: SystemTime,
+    /// Device and inode: what the file is, whatever the path to it.
+    pub dev: u64,
+    pub ino: u64,
 }
 
 impl Stat {
@@ -203,6 +206,8 @@ fn fstatat_raw(dir: BorrowedFd<'_>, name: &CStr, flags: c_int) -> io::Result<Sta
         mode: st.st_mode,
         size: u64::try_from(st.st_size).unwrap_or(0),
         mtime: system_time(st.st_mtime, st.st_mtime_nsec),
+        dev: st.st_dev,
+        ino: st.st_ino,
     })
 }
 

@@ -6,6 +6,11 @@
 //! old file or the whole new one. `Append` and `ResumeAt` write into the
 //! file itself.
 //!
+//! Every upload holds its target's [`busy`](crate::busy) mark from before
+//! anything is created or cut until it is committed, aborted, discarded or
+//! dropped (after the clean-up), so a second writer of the same file gets
+//! `Busy`.
+//!
 //! Writing a chunk, `write_all(&[u8])`, has two paths:
 //!
 //! - On a multi-threaded runtime (the server's), the chunk is written
@@ -36,6 +41,7 @@ use ftp_storage::{ErrorKind, Result, StorageError, Upload};
 use tokio::runtime::RuntimeFlavor;
 use tokio::task::JoinHandle;
 
+use crate::busy;
 use crate::names::TEMP_PREFIX;
 use crate::{blocking, sys, Durability};
 
@@ -90,7 +96,7 @@ impl Aside {
 
     /// Abort or drop without commit: remove the temporary file, or with
     /// `keep_partial` publish what arrived so the client can resume it.
-    fn discard(&self) -> io::Result<()> {
+    fn abandon(&self) -> io::Result<()> {
         if self.keep_partial && self.publish().is_ok() {
             return Ok(());
         }
@@ -101,11 +107,36 @@ impl Aside {
 /// Where the bytes of an upload go.
 pub(crate) enum Placement {
     Aside(Aside),
-    /// Into the target itself. `dir` is its parent when the durability asks
-    /// for a directory fsync (the file may have been created).
-    InPlace {
-        dir: Option<OwnedFd>,
-    },
+    /// Into the target itself.
+    InPlace(InPlace),
+}
+
+pub(crate) struct InPlace {
+    /// The parent directory: synced under `FileAndDirectory` (the file may
+    /// have been created), and where a created file is removed by discard.
+    pub dir: OwnedFd,
+    pub name: CString,
+    /// The file's length when writing began (what discard cuts back to).
+    pub start: u64,
+    /// The upload created the file (discard removes it).
+    pub created: bool,
+}
+
+impl InPlace {
+    /// Undoes the upload: back to `start` bytes, or no file if it was new.
+    fn undo(&self, file: Option<File>) -> io::Result<()> {
+        if self.created {
+            drop(file);
+            return match sys::unlinkat(self.dir.as_fd(), &self.name, false) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+                other => other,
+            };
+        }
+        match file {
+            Some(file) => file.set_len(self.start),
+            None => Err(io::Error::other("upload file was lost")),
+        }
+    }
 }
 
 /// A chunk written on the blocking pool, handed back with the file.
@@ -128,11 +159,14 @@ pub(crate) struct FsUpload {
     /// to clean up.
     placement: Option<Placement>,
     durability: Durability,
+    /// The target's busy mark, released when this upload is finished with.
+    busy: Option<busy::Guard>,
 }
 
 impl FsUpload {
-    pub(crate) fn new(file: File, placement: Placement, durability: Durability) -> FsUpload {
+    pub(crate) fn new(file: File, placement: Placement, durability: Durability, busy: busy::Guard) -> FsUpload {
         FsUpload {
+            busy: Some(busy),
             file: Some(file),
             in_flight: None,
             spare: Vec::new(),
@@ -215,14 +249,14 @@ fn finish(file: File, placement: Placement, durability: Durability) -> io::Resul
             }
             published
         }
-        Placement::InPlace { dir } => {
+        Placement::InPlace(target) => {
             if durability != Durability::None {
                 file.sync_data()?;
             }
-            match dir {
-                Some(dir) if durability == Durability::FileAndDirectory => sync_dir(&dir),
-                _ => Ok(()),
+            if durability == Durability::FileAndDirectory {
+                sync_dir(&target.dir)?;
             }
+            Ok(())
         }
     }
 }
@@ -289,9 +323,28 @@ impl Upload for FsUpload {
         blocking(move || {
             drop(file);
             match placement {
-                Some(Placement::Aside(aside)) => aside.discard().map_err(StorageError::from),
+                Some(Placement::Aside(aside)) => aside.abandon().map_err(StorageError::from),
                 _ => Ok(()),
             }
+        })
+        .await
+    }
+
+    /// Nothing stays, whatever `keep_partial_uploads` says.
+    async fn discard(mut self: Box<Self>) -> Result<()> {
+        let _ = self.settle().await;
+        let file = self.file.take();
+        let placement = self.placement.take();
+        blocking(move || {
+            let undone = match placement {
+                Some(Placement::Aside(aside)) => {
+                    drop(file);
+                    aside.remove()
+                }
+                Some(Placement::InPlace(target)) => target.undo(file),
+                None => Ok(()),
+            };
+            undone.map_err(StorageError::from)
         })
         .await
     }
@@ -303,11 +356,15 @@ impl Drop for FsUpload {
     /// is safe even with a chunk still in flight: that write lands in the
     /// unlinked file, which the kernel frees when the task closes it.
     fn drop(&mut self) {
+        let busy = self.busy.take();
         let Some(Placement::Aside(aside)) = self.placement.take() else {
             return;
         };
+        // The target stays busy until its clean-up (which may publish the
+        // partial file) is done.
         let cleanup = move || {
-            let _ = aside.discard();
+            let _ = aside.abandon();
+            drop(busy);
         };
         // unlink can block (freeing a large file's blocks): keep it off the
         // async threads when there is a runtime.

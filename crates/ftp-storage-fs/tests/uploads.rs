@@ -188,18 +188,43 @@ async fn chmod_keeps_only_permission_bits() {
     assert_eq!(s.stat(&path("/d")).await.unwrap().mode, Some(0o777));
 }
 
+/// Two CreateNew of one name: inside the process the second is refused at
+/// once (busy); a name created meanwhile by someone else (another process)
+/// makes the commit fail rather than replace it.
 #[tokio::test]
 async fn create_new_race_has_one_winner() {
     let t = Tree::new().await;
     let s = &*t.storage;
     let mut first = s.open_write(&path("/u"), WriteMode::CreateNew).await.unwrap();
-    let mut second = s.open_write(&path("/u"), WriteMode::CreateNew).await.unwrap();
+    assert_kind(
+        s.open_write(&path("/u"), WriteMode::CreateNew).await.map(drop),
+        &[ErrorKind::Busy],
+        "second open",
+    );
     first.write_all(b"first").await.unwrap();
-    second.write_all(b"second").await.unwrap();
-    first.commit().await.unwrap();
-    assert_kind(second.commit().await, &[ErrorKind::AlreadyExists], "second commit");
-    assert_eq!(read(s, "/u").await.unwrap(), b"first");
+    std::fs::write(t.home().join("u"), b"outsider").unwrap();
+    assert_kind(
+        first.commit().await,
+        &[ErrorKind::AlreadyExists],
+        "commit over a new name",
+    );
+    assert_eq!(read(s, "/u").await.unwrap(), b"outsider");
     assert_eq!(t.on_disk(""), ["u"]);
+}
+
+/// Keeping partial uploads applies to abort and drop, never to discard.
+#[tokio::test]
+async fn discard_ignores_keep_partial_uploads() {
+    let t = Tree::with_options(FsOptions {
+        keep_partial_uploads: true,
+        ..FsOptions::default()
+    })
+    .await;
+    let s = &*t.storage;
+    let mut up = s.open_write(&path("/part"), WriteMode::Replace).await.unwrap();
+    up.write_all(b"first half").await.unwrap();
+    up.discard().await.unwrap();
+    assert_eq!(t.on_disk(""), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -347,4 +372,29 @@ async fn a_cancelled_write_loses_nothing_already_sent() {
     };
     assert_eq!(n, expected.len() as u64);
     assert!(got == expected, "content after a cancelled write");
+}
+
+/// The busy mark names the directory itself, not a path to it: renaming
+/// the directory, or reaching it through a symlink, finds the upload.
+#[tokio::test]
+async fn busy_follows_the_directory_not_the_path() {
+    let t = Tree::new().await;
+    let s = &*t.storage;
+    s.mkdir(&path("/a")).await.unwrap();
+    let mut up = s.open_write(&path("/a/f"), WriteMode::Replace).await.unwrap();
+    s.rename(&path("/a"), &path("/b")).await.unwrap();
+    std::os::unix::fs::symlink("b", t.home().join("link")).unwrap();
+    for p in ["/b/f", "/link/f"] {
+        assert_kind(
+            s.open_write(&path(p), WriteMode::Replace).await.map(drop),
+            &[ErrorKind::Busy],
+            &format!("upload of {p}"),
+        );
+        assert_kind(s.check_not_busy(&path(p)).await, &[ErrorKind::Busy], p);
+    }
+    up.write_all(b"x").await.unwrap();
+    up.commit().await.unwrap();
+    assert_eq!(read(s, "/b/f").await.unwrap(), b"x");
+    upload(s, "/link/f", WriteMode::Append, b"y").await.unwrap();
+    assert_eq!(read(s, "/b/f").await.unwrap(), b"xy");
 }

@@ -16,6 +16,13 @@
 //!
 //! The suite needs a tokio runtime with the time driver (`#[tokio::test]`
 //! has one).
+//!
+//! Two checks are not part of [`run_all`], for what not every backend
+//! offers: [`exclusive_uploads`] (a backend that refuses a second writer of
+//! a file with `Busy`, across users with overlapping homes) and
+//! [`discard_in_place`] (a backend that writes `Append`/`ResumeAt` in place
+//! and can undo them). A backend that offers them runs them besides
+//! `run_all`.
 
 use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
@@ -40,6 +47,7 @@ pub async fn run_all(backend: &dyn Backend) {
     replace_invisible_until_commit(s).await;
     abort_leaves_nothing(s).await;
     drop_leaves_nothing(s).await;
+    discard_leaves_nothing(s).await;
     create_new(s).await;
     rename(s).await;
     set_mtime(s).await;
@@ -421,6 +429,23 @@ pub async fn drop_leaves_nothing(s: &dyn Storage) {
     panic!("[{C}] a dropped upload left {:?}", names(C, s, &base).await);
 }
 
+/// discard of a Replace leaves nothing and the old content, like abort.
+pub async fn discard_leaves_nothing(s: &dyn Storage) {
+    const C: &str = "discard";
+    let base = path("/discard");
+    mkdir(C, s, &base).await;
+    let keep = base.join("keep");
+    put(C, s, &keep, b"old").await;
+    let mut up = ok(C, "open new", s.open_write(&base.join("new"), WriteMode::Replace).await);
+    ok(C, "write new", up.write_all(&payload(70_000, 10)).await);
+    ok(C, "discard new", up.discard().await);
+    let mut up = ok(C, "open over existing", s.open_write(&keep, WriteMode::Replace).await);
+    ok(C, "write over existing", up.write_all(b"new content").await);
+    ok(C, "discard over existing", up.discard().await);
+    assert_eq!(read(C, s, &keep).await, b"old", "[{C}] discard changed the old file");
+    assert_eq!(names(C, s, &base).await, ["keep"], "[{C}] listing after discards");
+}
+
 /// CreateNew makes a new file and refuses an existing name (when opening or
 /// at commit), leaving the existing file alone.
 pub async fn create_new(s: &dyn Storage) {
@@ -651,4 +676,142 @@ pub async fn large_directory(s: &dyn Storage) {
         let kind = entries.get(&name).map(|e| e.0);
         assert_eq!(kind, Some(EntryKind::Dir), "[{C}] entry {name}");
     }
+}
+
+// ------------------------------------------------------- optional checks
+
+/// Uploads are exclusive per target, across users: while one upload of a
+/// file runs, a second `open_write` of it (any mode), `delete`, `rename`
+/// from or to it, `mkdir` of its name and `check_not_busy` fail with
+/// `Busy`, also through a storage whose home overlaps (here a home one
+/// level up); reading it is allowed and shows the old content. Commit,
+/// abort, discard and drop each free the target.
+pub async fn exclusive_uploads(backend: &dyn Backend) {
+    const C: &str = "exclusive uploads";
+    let top = path(&format!("/conformance-{:016x}", unique()));
+    let outer = ok(C, "outer storage", backend.user_storage(&top).await);
+    let inner_home = top.join("inner");
+    let inner = ok(C, "inner storage", backend.user_storage(&inner_home).await);
+    let (o, i) = (&*outer, &*inner);
+    let f_inner = path("/f");
+    let f_outer = path("/inner/f");
+    put(C, i, &f_inner, b"old").await;
+
+    let busy = ErrorKind::Busy;
+    let mut up = ok(C, "open", i.open_write(&f_inner, WriteMode::Replace).await);
+    ok(C, "write", up.write_all(&payload(50_000, 11)).await);
+    for (who, s, p) in [("same storage", i, &f_inner), ("overlapping home", o, &f_outer)] {
+        for mode in [
+            WriteMode::Replace,
+            WriteMode::CreateNew,
+            WriteMode::Append,
+            WriteMode::ResumeAt(1),
+        ] {
+            fails(
+                C,
+                &format!("{who}: second {mode:?}"),
+                s.open_write(p, mode).await.map(drop),
+                busy,
+            );
+        }
+        fails(C, &format!("{who}: delete"), s.delete(p).await, busy);
+        fails(C, &format!("{who}: check_not_busy"), s.check_not_busy(p).await, busy);
+        fails(
+            C,
+            &format!("{who}: rename from"),
+            s.rename(p, &p.parent().join("g")).await,
+            busy,
+        );
+        put(C, s, &p.parent().join("h"), b"h").await;
+        fails(
+            C,
+            &format!("{who}: rename onto"),
+            s.rename(&p.parent().join("h"), p).await,
+            busy,
+        );
+        ok(C, "delete h", s.delete(&p.parent().join("h")).await);
+        assert_eq!(read(C, s, p).await, b"old", "[{C}] {who}: a reader sees the old file");
+    }
+    ok(C, "another name is free", i.check_not_busy(&path("/other")).await);
+    // A resumed upload was refused before it could cut the file.
+    assert_eq!(
+        read(C, i, &f_inner).await,
+        b"old",
+        "[{C}] a refused resume changed the file"
+    );
+    ok(C, "commit", up.commit().await);
+    ok(C, "free after commit", o.check_not_busy(&f_outer).await);
+
+    type Finish = fn(Box<dyn crate::Upload>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+    let finishes: [(&str, Finish); 3] = [
+        ("abort", |u| Box::pin(u.abort())),
+        ("discard", |u| Box::pin(u.discard())),
+        ("drop", |u| {
+            drop(u);
+            Box::pin(async { Ok(()) })
+        }),
+    ];
+    for (how, finish) in finishes {
+        // An in-place upload where the backend has them (object stores
+        // have none: a Replace holds the target just the same).
+        let mode = if o.capabilities().append {
+            WriteMode::Append
+        } else {
+            WriteMode::Replace
+        };
+        let mut up = ok(C, &format!("open before {how}"), o.open_write(&f_outer, mode).await);
+        ok(C, &format!("write before {how}"), up.write_all(b"x").await);
+        fails(
+            C,
+            &format!("busy before {how}"),
+            i.open_write(&f_inner, WriteMode::Replace).await.map(drop),
+            busy,
+        );
+        ok(C, how, finish(up).await);
+        // A dropped upload may free its target shortly after the drop.
+        let mut freed = false;
+        for _ in 0..100 {
+            if i.check_not_busy(&f_inner).await.is_ok() {
+                freed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(freed, "[{C}] the target stays busy after {how}");
+    }
+    put(C, i, &f_inner, b"new").await;
+    assert_eq!(read(C, o, &f_outer).await, b"new", "[{C}] upload after the others");
+}
+
+/// `discard` of an in-place upload cuts the file back to its length at
+/// the start (`Append`), or at the resume offset (`ResumeAt`), and removes
+/// a file the upload created.
+pub async fn discard_in_place(s: &dyn Storage) {
+    const C: &str = "discard in place";
+    if !s.capabilities().append {
+        return;
+    }
+    let base = path("/discard-in-place");
+    mkdir(C, s, &base).await;
+    let f = base.join("f");
+    put(C, s, &f, b"0123456789").await;
+    let mut up = ok(C, "open append", s.open_write(&f, WriteMode::Append).await);
+    ok(C, "write append", up.write_all(&payload(100_000, 12)).await);
+    ok(C, "discard append", up.discard().await);
+    assert_eq!(read(C, s, &f).await, b"0123456789", "[{C}] after a discarded append");
+    let mut up = ok(C, "open resume", s.open_write(&f, WriteMode::ResumeAt(4)).await);
+    ok(C, "write resume", up.write_all(&payload(100_000, 13)).await);
+    ok(C, "discard resume", up.discard().await);
+    assert_eq!(read(C, s, &f).await, b"0123", "[{C}] after a discarded resume");
+    let created = base.join("created");
+    let mut up = ok(C, "open new append", s.open_write(&created, WriteMode::Append).await);
+    ok(C, "write new append", up.write_all(b"abc").await);
+    ok(C, "discard new append", up.discard().await);
+    fails(
+        C,
+        "stat of a discarded new file",
+        s.stat(&created).await,
+        ErrorKind::NotFound,
+    );
+    assert_eq!(names(C, s, &base).await, ["f"], "[{C}] listing after discards");
 }

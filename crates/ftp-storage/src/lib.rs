@@ -6,11 +6,14 @@
 //! - [`error`]: [`StorageError`] and its kinds, each naming the reply code
 //!   the server answers with.
 //! - [`conformance`]: the behaviour suite every backend runs in its tests.
+//! - [`busy`]: [`BusyTargets`], a registry of upload targets in progress
+//!   that backends use to answer `Busy` to a second writer.
 //!
 //! A backend is rooted at one user's home: every [`FtpPath`] it receives is
 //! relative to that root, already normalised so it cannot name anything
 //! above it. The backend adds what only it can check (symlinks on disk).
 
+pub mod busy;
 pub mod conformance;
 pub mod error;
 
@@ -21,6 +24,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use tokio::io::AsyncRead;
 
+pub use busy::{BusyGuard, BusyTargets};
 pub use error::{ErrorKind, StorageError};
 pub use ftp_proto::listing::{EntryKind, Facts};
 pub use ftp_proto::FtpPath;
@@ -95,6 +99,16 @@ pub trait Upload: Send {
     /// Discards what was written (for `Replace`/`CreateNew`; in-place
     /// modes keep what reached the file, so a client can resume).
     async fn abort(self: Box<Self>) -> Result<()>;
+    /// Leaves nothing of this upload behind whatever the backend's options
+    /// (the server calls it when a quota or the disk ran out, where a
+    /// partial file is of no use): `Replace`/`CreateNew` as `abort` without
+    /// keeping a partial file; in-place modes cut the file back to the
+    /// length it had when the upload started (and remove it if the upload
+    /// created it). The default is [`abort`](Upload::abort), which is exact
+    /// for a backend that never keeps partial uploads nor writes in place.
+    async fn discard(self: Box<Self>) -> Result<()> {
+        self.abort().await
+    }
 }
 
 /// A user's view of a storage backend, rooted at the user's home.
@@ -113,6 +127,16 @@ pub trait Storage: Send + Sync {
     async fn rename(&self, from: &FtpPath, to: &FtpPath) -> Result<()>;
     async fn set_mtime(&self, path: &FtpPath, time: SystemTime) -> Result<()>;
     async fn chmod(&self, path: &FtpPath, mode: u32) -> Result<()>;
+    /// Fails with [`ErrorKind::Busy`] while `path` is the target of an
+    /// upload in progress through any storage of this backend in this
+    /// process (whichever user's, also through an overlapping home). The
+    /// server asks before RNFR; `open_write`, `delete`, `rename` and
+    /// `mkdir` of a busy target must refuse by themselves. The default
+    /// never finds anything busy (a backend without upload exclusivity).
+    async fn check_not_busy(&self, path: &FtpPath) -> Result<()> {
+        let _ = path;
+        Ok(())
+    }
 }
 
 /// A storage backend: hands out one [`Storage`] per logged-in user.

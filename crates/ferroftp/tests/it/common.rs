@@ -35,13 +35,19 @@ impl TestServer {
     /// Like [`start`](TestServer::start) with a config file written from
     /// `toml` (its `[storage] root` is overridden by `--root`).
     pub fn start_with_config(toml: &str, extra: &[&str]) -> TestServer {
+        Self::start_with_config_on("127.0.0.1:0", toml, extra)
+    }
+
+    /// Like [`start_with_config`](TestServer::start_with_config), listening
+    /// on `listen` instead of 127.0.0.1.
+    pub fn start_with_config_on(listen: &str, toml: &str, extra: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("ferroftp.toml");
         std::fs::write(&cfg, toml).expect("write config");
         let cfg = cfg.to_str().unwrap().to_string();
         let mut args = vec!["--config", cfg.as_str(), "--user", "user:12345", "--anonymous"];
         args.extend_from_slice(extra);
-        Self::spawn_inner(dir, &args, toml.contains("[tls]"))
+        Self::spawn_inner(dir, listen, &args, toml.contains("[tls]"))
     }
 
     pub fn start_with(base: &[&str], extra: &[&str]) -> TestServer {
@@ -52,13 +58,13 @@ impl TestServer {
     }
 
     fn spawn(dir: tempfile::TempDir, args: &[&str]) -> TestServer {
-        Self::spawn_inner(dir, args, false)
+        Self::spawn_inner(dir, "127.0.0.1:0", args, false)
     }
 
     /// `tls_hint`: FTPS may be configured (besides the TLS flags, which
     /// are detected here), so the "ftps://" and fingerprint lines printed
     /// after the "ftp://" lines are worth waiting for.
-    fn spawn_inner(dir: tempfile::TempDir, args: &[&str], tls_hint: bool) -> TestServer {
+    fn spawn_inner(dir: tempfile::TempDir, listen: &str, args: &[&str], tls_hint: bool) -> TestServer {
         let tls_hint = tls_hint
             || args
                 .iter()
@@ -67,7 +73,7 @@ impl TestServer {
         std::fs::create_dir_all(&root).expect("root");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferroftp"))
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--root"])
+            .args(["--listen", listen, "--root"])
             .arg(&root)
             .args(args)
             .env(

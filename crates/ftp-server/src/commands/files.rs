@@ -1,5 +1,9 @@
 //! File actions on the control connection: MKD, RMD, DELE, RNFR/RNTO
 //! (RFC 959), SIZE and MDTM (RFC 3659), MFMT, and SITE.
+//!
+//! A file another session is uploading is busy (450) for DELE, RNFR and
+//! RNTO (the storage refuses). DELE and an RNTO that replaces a file lower
+//! the user's counted usage (`quota`).
 
 use ftp_proto::command::Permission;
 use ftp_proto::listing::EntryKind;
@@ -40,8 +44,14 @@ impl Session {
         let Some(path) = self.resolve_name(arg).await else {
             return;
         };
+        let removal = self.before_removal(&path).await;
         match self.storage().delete(&path).await {
-            Ok(()) => self.reply(ReplyCode::RequestedFileActionOkay, "File deleted").await,
+            Ok(()) => {
+                if let Some(r) = removal {
+                    r.done();
+                }
+                self.reply(ReplyCode::RequestedFileActionOkay, "File deleted").await
+            }
             Err(e) => self.storage_failed(&e).await,
         }
     }
@@ -50,8 +60,13 @@ impl Session {
         let Some(path) = self.resolve_name(arg).await else {
             return;
         };
-        match self.storage().stat(&path).await {
-            Ok(_) => {
+        let storage = self.storage();
+        let checked = match storage.stat(&path).await {
+            Ok(_) => storage.check_not_busy(&path).await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(()) => {
                 self.rename_from = Some(path);
                 self.reply(ReplyCode::RequestedFileActionPending, "Ready for RNTO")
                     .await;
@@ -66,8 +81,16 @@ impl Session {
             return;
         };
         let Some(to) = self.resolve_name(arg).await else { return };
+        let replaced = if to == from {
+            None
+        } else {
+            self.before_removal(&to).await
+        };
         match self.storage().rename(&from, &to).await {
             Ok(()) => {
+                if let Some(r) = replaced {
+                    r.done();
+                }
                 self.reply(ReplyCode::RequestedFileActionOkay, "Rename successful")
                     .await
             }

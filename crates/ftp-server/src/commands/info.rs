@@ -93,6 +93,12 @@ impl Session {
                 self.reply(ReplyCode::NotLoggedIn, "Please log in with USER and PASS")
                     .await
             }
+            // A listing over the control connection needs the same right as
+            // LIST (the command table cannot say so: STAT without an
+            // argument needs none).
+            Some(_) if !self.permissions().contains(ftp_proto::command::Permission::List) => {
+                self.reply(ReplyCode::FileUnavailable, "Permission denied").await
+            }
             Some(arg) => self.stat_path(arg).await,
         }
     }

@@ -1,6 +1,17 @@
 //! USER, PASS, ACCT (RFC 959 §4.1.1), REIN and QUIT.
+//!
+//! A failed login (wrong password, disabled account, wrong ACCT) is scored
+//! against the client's address (`bans`): its reply waits a growing delay,
+//! and enough of them ban the address (the failure reply, then 421 and
+//! close). A banned address's open sessions get 421 at their next PASS.
+//! A login beyond `max_sessions_per_user` gets 421 "Too many sessions for
+//! this user" and the connection closes: 421, not 530, because the
+//! password was right and the client should retry later rather than ask
+//! for another one; and only after the password is checked, so the limit
+//! tells nothing about an account to someone without its password.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use ftp_auth::{AccountRequirement, AuthError, User};
 use ftp_proto::{FtpPath, ReplyCode};
@@ -63,13 +74,14 @@ impl Session {
                 return;
             }
         };
+        if self.shared.bans.is_banned(self.addr_key(), Instant::now()) {
+            self.login = Login::AwaitingUser;
+            self.refuse_banned().await;
+            return;
+        }
         let user = match self.shared.auth.authenticate(&name, password).await {
             Ok(user) => user,
             Err(e) => {
-                if let AuthError::Backend(msg) = &e {
-                    tracing::warn!(error = %msg, "authentication backend failed");
-                }
-                tracing::info!(peer = %self.peer, user = %name, "failed login");
                 self.login = Login::AwaitingUser;
                 let (code, text) = match self.shared.config.failed_login_reply {
                     FailedLoginReply::NotLoggedIn => (ReplyCode::NotLoggedIn, "Login incorrect"),
@@ -77,7 +89,14 @@ impl Session {
                         (ReplyCode::InvalidUsernameOrPassword, "Invalid username or password")
                     }
                 };
-                self.reply(code, text).await;
+                if let AuthError::Backend(msg) = &e {
+                    // Not the client's fault: not scored.
+                    tracing::warn!(error = %msg, "authentication backend failed");
+                    self.reply(code, text).await;
+                } else {
+                    tracing::info!(peer = %self.peer, user = %name, "failed login");
+                    self.failed_login(code, text).await;
+                }
                 return;
             }
         };
@@ -100,6 +119,16 @@ impl Session {
     }
 
     async fn complete_login(&mut self, user: User, storage: Arc<dyn Storage>) {
+        let Some(place) = self.shared.per_user.try_acquire(&user.name) else {
+            tracing::info!(peer = %self.peer, user = %user.name, "too many sessions for this user");
+            self.log_out();
+            self.reply(ReplyCode::ServiceNotAvailable, "Too many sessions for this user")
+                .await;
+            self.close_requested = true;
+            return;
+        };
+        self.user_place = Some(place);
+        self.space_log_in(&user, &storage);
         tracing::info!(peer = %self.peer, user = %user.name, "logged in");
         let text = if user.anonymous {
             "Guest login ok, access restrictions apply"
@@ -123,7 +152,7 @@ impl Session {
                     self.complete_login(user, storage).await;
                 } else {
                     self.login = Login::AwaitingAccount { user, storage };
-                    self.reply(ReplyCode::NotLoggedIn, "Account not accepted").await;
+                    self.failed_login(ReplyCode::NotLoggedIn, "Account not accepted").await;
                 }
             }
             Login::LoggedIn => {
@@ -177,6 +206,30 @@ impl Session {
         Flow::Close
     }
 
+    /// Scores a failed login against the client's address, waits the
+    /// delay that earns, then replies; a failure that bans the address ends
+    /// the session with 421 after the reply.
+    async fn failed_login(&mut self, code: ReplyCode, text: &str) {
+        let verdict = self.shared.bans.record_failure(self.addr_key(), Instant::now());
+        if !verdict.delay.is_zero() {
+            tokio::time::sleep(verdict.delay).await;
+        }
+        self.reply(code, text).await;
+        if verdict.banned {
+            tracing::warn!(peer = %self.peer, address = %self.addr_key(), "address banned after failed logins");
+            self.refuse_banned().await;
+        }
+    }
+
+    async fn refuse_banned(&mut self) {
+        self.reply(
+            ReplyCode::ServiceNotAvailable,
+            "Too many failed logins from your address; try again later",
+        )
+        .await;
+        self.close_requested = true;
+    }
+
     /// Forgets any login (after AUTH TLS changes the security state).
     pub(super) fn reset_login(&mut self) {
         self.log_out();
@@ -185,6 +238,8 @@ impl Session {
     fn log_out(&mut self) {
         self.login = Login::AwaitingUser;
         self.user = None;
+        self.user_place = None;
+        self.space_log_out();
         self.storage = None;
         self.account_given = false;
         self.cwd = FtpPath::root();

@@ -43,7 +43,10 @@ impl Session {
             Command::Stor(path) => self.cmd_stor(&path).await,
             Command::Stou(base) => self.cmd_stou(base.as_deref()).await,
             Command::Appe(path) => self.cmd_appe(&path).await,
-            Command::Allo(_) => {
+            Command::Allo(size) => {
+                // Not reserved, but remembered: an upload known to exceed
+                // a quota or the largest file is refused before it starts.
+                self.space.allo = Some(size);
                 self.reply(
                     ReplyCode::CommandSuperfluous,
                     "ALLO not needed; space is not pre-allocated",

@@ -3,6 +3,12 @@
 //!
 //! Each handler opens its source or sink before answering 150, so a missing
 //! file or a refused name is a plain 550/553 with no data connection used.
+//! Uploads are checked against the user's storage limits first (`quota`:
+//! 552 before 150 when known to exceed), and a file another upload is
+//! writing is refused by the storage (450). RETR of such a file is allowed:
+//! a STOR replaces the file atomically, so a reader gets the old content
+//! whole (an APPE or REST+STOR writes in place, and a reader may see part
+//! of what it added).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -47,7 +53,7 @@ impl Session {
 
     /// Answers 125/150 and starts the transfer task.
     async fn start_transfer(&mut self, verb: Verb, path: &FtpPath, job: Job, preliminary: String) {
-        let code = if self.data.is_connected() {
+        let code = if self.data.is_connected_now() {
             ReplyCode::DataConnectionAlreadyOpen
         } else {
             ReplyCode::FileStatusOkay
@@ -162,9 +168,17 @@ impl Session {
             .await;
             return;
         }
+        let ticket = match self.admit_upload(&path, mode).await {
+            Ok(t) => t,
+            Err(e) => return self.storage_failed(&e).await,
+        };
         let upload = match storage.open_write(&path, mode).await {
             Ok(u) => u,
             Err(e) => return self.storage_failed(&e).await,
+        };
+        let upload = match ticket {
+            Some(ticket) => ticket.wrap(upload),
+            None => upload,
         };
         let offset = match mode {
             WriteMode::ResumeAt(n) => n,
@@ -201,11 +215,21 @@ impl Session {
         let stem = dir.file_name().unwrap_or("ftp").to_string();
         let parent = dir.parent();
         let storage = self.storage();
+        let allo = self.space.allo;
         for _ in 0..STOU_ATTEMPTS {
             let name = format!("{stem}.{:08x}", random_u32());
             let path = parent.join(&name);
+            self.space.allo = allo;
+            let ticket = match self.admit_upload(&path, WriteMode::CreateNew).await {
+                Ok(t) => t,
+                Err(e) => return self.storage_failed(&e).await,
+            };
             match storage.open_write(&path, WriteMode::CreateNew).await {
                 Ok(upload) => {
+                    let upload = match ticket {
+                        Some(ticket) => ticket.wrap(upload),
+                        None => upload,
+                    };
                     let text = format!("FILE: {name}");
                     let job = Job::Stor {
                         upload,

@@ -1,0 +1,191 @@
+//! Data safety of uploads (docs/security.md, "Data safety"): atomic
+//! replacement seen from a second session, a file being uploaded is busy
+//! (450) for every other writer, across users whose homes overlap, a broken
+//! upload is removed or kept for resume by `storage.keep_partial_uploads`,
+//! and every `storage.durability` setting completes uploads.
+
+use std::time::Duration;
+
+use crate::common::{payload, TestServer};
+use crate::safety_util::{eventually, get, login_as, names_in, put_any, reset, server_with_users, Trickle};
+
+const TEMP_PREFIX: &str = ".ferroftp-upload.";
+
+/// While one session slowly replaces a file, another one reading it (RETR,
+/// SIZE, NLST) sees the old file whole, every time; the new one whole once
+/// the upload's 226 arrived.
+#[test]
+fn a_reader_never_sees_a_partial_upload() {
+    const LEN: usize = 1 << 20;
+    let server = TestServer::start(&[]);
+    server.write("f", &vec![b'o'; LEN]);
+    let mut writer = server.login();
+    writer.expect("TYPE I", 200);
+    let mut reader = server.login();
+    reader.expect("TYPE I", 200);
+
+    let mut up = Trickle::start(&mut writer, "STOR f");
+    let chunk = vec![b'n'; 64 * 1024];
+    let mut reads = 0;
+    for i in 0..LEN / chunk.len() {
+        up.send(&chunk);
+        if i % 4 == 3 {
+            std::thread::sleep(Duration::from_millis(20));
+            let got = get(&mut reader, "f");
+            assert_eq!(got.len(), LEN, "a reader saw a partial file");
+            assert!(got.iter().all(|&b| b == b'o'), "a reader saw new bytes before the 226");
+            assert_eq!(reader.expect("SIZE f", 213).text, LEN.to_string());
+            let (names, r) = reader.fetch("NLST");
+            assert_eq!(r.code, 226);
+            assert_eq!(names, b"f\r\n", "the upload in progress shows in a listing");
+            reads += 1;
+        }
+    }
+    assert!(reads >= 4);
+    let r = up.finish(&mut writer);
+    assert_eq!(r.code, 226, "{r:?}");
+    let got = get(&mut reader, "f");
+    assert!(
+        got.len() == LEN && got.iter().all(|&b| b == b'n'),
+        "the new file after 226"
+    );
+    assert_eq!(names_in(&server.root), ["f"]);
+}
+
+/// A file with an upload in progress is busy (450) for STOR, REST+STOR,
+/// APPE, DELE, RNFR and RNTO onto it, from another session of the same
+/// user and from another user whose home contains it; reading it is
+/// allowed and shows the old content. Other names are free, and the file
+/// is free again once the upload ends.
+#[test]
+fn a_file_being_uploaded_is_busy_450() {
+    let (server, _users) = server_with_users(&[("alice", &["--home", "/alice"]), ("admin", &[])], "");
+    server.write("alice/f", b"old");
+    server.write("alice/g", b"ggg");
+    let mut alice = login_as(&server, "alice");
+    let mut up = Trickle::start(&mut alice, "STOR f");
+    up.send(&[b'n'; 100_000]);
+
+    let mut again = login_as(&server, "alice");
+    let mut admin = login_as(&server, "admin");
+    for (who, c, f, g) in [
+        ("alice", &mut again, "f", "g"),
+        ("admin", &mut admin, "alice/f", "alice/g"),
+    ] {
+        for line in [format!("STOR {f}"), format!("APPE {f}")] {
+            let r = put_any(c, &line, b"x");
+            assert_eq!(r.code, 450, "{who}: {line}: {r:?}");
+            assert!(r.text.contains("busy"), "{r:?}");
+        }
+        c.expect("REST 1", 350);
+        let r = put_any(c, &format!("STOR {f}"), b"x");
+        assert_eq!(r.code, 450, "{who}: REST+STOR: {r:?}");
+        c.expect(&format!("DELE {f}"), 450);
+        c.expect(&format!("RNFR {f}"), 450);
+        c.expect(&format!("RNFR {g}"), 350);
+        c.expect(&format!("RNTO {f}"), 450);
+        assert_eq!(get(c, f), b"old", "{who}: a reader gets the old file");
+        let other = f.replace('f', "other");
+        assert_eq!(put_any(c, &format!("STOR {other}"), b"free").code, 226, "{who}");
+    }
+    assert_eq!(server.read("alice/f"), b"old", "the refused commands changed nothing");
+
+    let r = up.finish(&mut alice);
+    assert_eq!(r.code, 226, "{r:?}");
+    assert_eq!(server.read("alice/f"), vec![b'n'; 100_000]);
+    assert_eq!(put_any(&mut admin, "STOR alice/f", b"admin").code, 226);
+    assert_eq!(get(&mut again, "f"), b"admin");
+    again.expect("DELE f", 250);
+}
+
+/// Default (`keep_partial_uploads = false`): a connection reset in the
+/// middle of an upload leaves nothing of it, and an older file under that
+/// name keeps its content.
+#[test]
+fn a_broken_upload_leaves_nothing_by_default() {
+    let server = TestServer::start(&[]);
+    server.write("old", b"old content");
+    for name in ["new", "old"] {
+        let mut c = server.login();
+        c.expect("TYPE I", 200);
+        let mut up = Trickle::start(&mut c, &format!("STOR {name}"));
+        up.send(&payload(200_000, 1));
+        reset(c);
+        let root = server.root.clone();
+        let clean = eventually(Duration::from_secs(5), || names_in(&root) == ["old"]);
+        assert!(clean, "after a broken STOR {name}: {:?}", names_in(&server.root));
+        drop(up);
+        assert_eq!(server.read("old"), b"old content");
+    }
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    assert_eq!(
+        put_any(&mut c, "STOR new", b"whole").code,
+        226,
+        "the name is free again"
+    );
+}
+
+/// `keep_partial_uploads = true`: after a connection reset, what arrived
+/// is there under the file's own name, and REST + STOR completes it (APPE
+/// adds to it as well).
+#[test]
+fn a_broken_upload_is_kept_for_resume_when_configured() {
+    let server = TestServer::start_with_config("[storage]\nkeep_partial_uploads = true\n", &[]);
+    let whole = payload(600_000, 2);
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    let mut up = Trickle::start(&mut c, "STOR part");
+    up.send(&whole[..300_000]);
+    // Wait until the server has written all of it aside, then break.
+    let root = server.root.clone();
+    let arrived = eventually(Duration::from_secs(5), || {
+        std::fs::read_dir(&root).unwrap().any(|e| {
+            let e = e.unwrap();
+            e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) && e.metadata().unwrap().len() == 300_000
+        })
+    });
+    assert!(
+        arrived,
+        "the upload did not reach the disk: {:?}",
+        names_in(&server.root)
+    );
+    reset(c);
+    let part = server.path("part");
+    assert!(
+        eventually(Duration::from_secs(5), || part.exists()),
+        "no partial file: {:?}",
+        names_in(&server.root)
+    );
+    drop(up);
+    assert_eq!(server.read("part"), whole[..300_000], "the kept part");
+    assert_eq!(names_in(&server.root), ["part"], "nothing hidden left");
+
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    assert_eq!(c.expect("SIZE part", 213).text, "300000");
+    c.expect("REST 300000", 350);
+    let r = put_any(&mut c, "STOR part", &whole[300_000..]);
+    assert_eq!(r.code, 226, "{r:?}");
+    assert_eq!(server.read("part"), whole, "REST + STOR completed the file");
+    assert_eq!(put_any(&mut c, "APPE part", b"tail").code, 226);
+    assert_eq!(server.read("part").len(), whole.len() + 4);
+}
+
+/// Each `storage.durability` setting gives complete uploads (STOR, APPE,
+/// REST + STOR) and a 226 (the flush itself failing is in
+/// crates/ftp-server/tests/faults.rs: 451/452, never 226).
+#[test]
+fn every_durability_setting_completes_uploads() {
+    for durability in ["none", "file", "file+directory"] {
+        let server = TestServer::start_with_config(&format!("[storage]\ndurability = \"{durability}\"\n"), &[]);
+        let mut c = server.login();
+        c.expect("TYPE I", 200);
+        c.expect("MKD d", 257);
+        assert_eq!(put_any(&mut c, "STOR d/f", b"0123456789").code, 226, "{durability}");
+        assert_eq!(put_any(&mut c, "APPE d/f", b"ab").code, 226, "{durability}");
+        c.expect("REST 4", 350);
+        assert_eq!(put_any(&mut c, "STOR d/f", b"xyz").code, 226, "{durability}");
+        assert_eq!(get(&mut c, "d/f"), b"0123xyz", "{durability}");
+    }
+}
