@@ -18,6 +18,7 @@ mod replies_misc;
 mod replies_tls;
 mod replies_transfer;
 mod replies_util;
+mod safety_confinement;
 mod safety_permissions;
 mod safety_space;
 mod safety_uploads;
