@@ -327,6 +327,9 @@ pub struct TlsSection {
     pub require_for_data: bool,
     pub require_session_reuse: bool,
     pub allow_ccc: bool,
+    /// Ask clients for a certificate; users whose entry lists its
+    /// fingerprint log in with it, without a password.
+    pub client_certificates: bool,
 }
 
 impl Default for TlsSection {
@@ -341,6 +344,7 @@ impl Default for TlsSection {
             require_for_data: p.require_for_data,
             require_session_reuse: p.require_session_reuse,
             allow_ccc: p.allow_ccc,
+            client_certificates: false,
         }
     }
 }

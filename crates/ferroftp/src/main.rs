@@ -55,7 +55,27 @@ enum UserAction {
         permissions: Option<Vec<String>>,
         #[command(flatten)]
         quota: QuotaArgs,
+        #[command(flatten)]
+        tls: UserTlsArgs,
     },
+}
+
+/// A user's own TLS rules (unset: the server's `[tls]` policy) and the
+/// client certificates that log the user in without a password.
+#[derive(clap::Args)]
+struct UserTlsArgs {
+    /// TLS before USER for this user (true/false), whatever the server's
+    /// `tls.require_for_login`.
+    #[arg(long)]
+    require_tls_for_login: Option<bool>,
+    /// PROT P for this user's data connections (true/false), whatever the
+    /// server's `tls.require_for_data`.
+    #[arg(long)]
+    require_tls_for_data: Option<bool>,
+    /// SHA-256 fingerprint of a client certificate (AA:BB:...) that logs
+    /// this user in (repeatable; needs `tls.client_certificates = true`).
+    #[arg(long = "client-certificate")]
+    client_certificates: Vec<String>,
 }
 
 /// A user's storage limits: bytes with an optional unit ("512K", "10 MiB",
@@ -94,8 +114,9 @@ fn main() -> ExitCode {
                     home,
                     permissions,
                     quota,
+                    tls,
                 },
-        } => user_add(file, name, password, home, permissions, quota),
+        } => user_add(file, name, password, home, permissions, quota, tls),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,6 +134,7 @@ fn user_add(
     home: Option<String>,
     permissions: Option<Vec<String>>,
     quota: QuotaArgs,
+    tls: UserTlsArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let password = match password {
         Some(p) => p,
@@ -135,6 +157,16 @@ fn user_add(
     entry.quota_bytes = quota.quota_bytes;
     entry.quota_files = quota.quota_files;
     entry.max_file_size = quota.max_file_size;
+    entry.require_tls_for_login = tls.require_tls_for_login;
+    entry.require_tls_for_data = tls.require_tls_for_data;
+    entry.client_certificates = tls
+        .client_certificates
+        .iter()
+        .map(|c| {
+            ftp_auth::normalize_fingerprint(c)
+                .ok_or_else(|| format!("--client-certificate {c:?} is not a SHA-256 fingerprint"))
+        })
+        .collect::<Result<_, _>>()?;
     ftp_auth::add_user_to_file(&file, entry)?;
     println!("added user {name} to {}", file.display());
     Ok(())

@@ -237,7 +237,7 @@ fn tls_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TlsConfig>, 
         implicit_listen = args.implicit_tls_listen.clone();
     }
     Ok(Some(TlsConfig {
-        provider: Arc::new(TlsProvider::new(source)?),
+        provider: Arc::new(TlsProvider::new(source, file.tls.client_certificates)?),
         policy,
         implicit_listen,
     }))

@@ -17,7 +17,7 @@ use crate::hash;
 use crate::permissions::PermissionSet;
 use crate::quota::QuotaLimits;
 use crate::users_file::{self, Account, EntryProblem, UserEntry, UsersFileError};
-use crate::{AccountRequirement, AuthError, Authenticator, User};
+use crate::{AccountRequirement, AuthError, Authenticator, TlsRules, User};
 
 /// The names that log in anonymously when anonymous login is enabled,
 /// matched without regard to ASCII case.
@@ -114,6 +114,7 @@ impl UserDb {
             account_requirement: AccountRequirement::None,
             anonymous: true,
             quota: QuotaLimits::default(),
+            tls: TlsRules::default(),
         });
     }
 
@@ -227,6 +228,26 @@ impl Authenticator for UserDb {
     fn is_anonymous_name(&self, username: &str) -> bool {
         self.anonymous_user(username).is_some()
     }
+
+    fn tls_rules(&self, username: &str) -> TlsRules {
+        if self.anonymous_user(username).is_some() {
+            return TlsRules::default();
+        }
+        self.users.get(username).map(|a| a.user.tls).unwrap_or_default()
+    }
+
+    async fn authenticate_certificate(&self, username: &str, fingerprint: &str) -> Result<User, AuthError> {
+        let Some(account) = self.users.get(username) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if !account.certificates.iter().any(|c| c.eq_ignore_ascii_case(fingerprint)) {
+            return Err(AuthError::InvalidCredentials);
+        }
+        if account.disabled {
+            return Err(AuthError::Disabled);
+        }
+        Ok(account.user.clone())
+    }
 }
 
 impl fmt::Debug for UserDb {
@@ -253,6 +274,36 @@ mod tests {
             db.add_plaintext(name, password).unwrap();
         }
         db
+    }
+
+    #[tokio::test]
+    async fn certificate_login_needs_the_users_own_fingerprint() {
+        let fp = "AB:".repeat(31) + "AB";
+        let other = "CD:".repeat(31) + "CD";
+        let mut db = UserDb::empty();
+        db.use_cheap_hashing();
+        let phc = hash::hash_password_with_params(b"pw", db.hash_params.clone()).unwrap();
+        let mut entry = UserEntry::new("c", phc.clone());
+        entry.client_certificates = vec![fp.to_lowercase()];
+        entry.require_tls_for_login = Some(true);
+        db.insert(users_file::check_entry(&entry).unwrap());
+        let mut off = UserEntry::new("off", phc);
+        off.client_certificates = vec![fp.clone()];
+        off.disabled = true;
+        db.insert(users_file::check_entry(&off).unwrap());
+
+        assert_eq!(db.authenticate_certificate("c", &fp).await.unwrap().name, "c");
+        assert_eq!(
+            db.authenticate_certificate("c", &other).await,
+            Err(AuthError::InvalidCredentials)
+        );
+        assert_eq!(
+            db.authenticate_certificate("nobody", &fp).await,
+            Err(AuthError::InvalidCredentials)
+        );
+        assert_eq!(db.authenticate_certificate("off", &fp).await, Err(AuthError::Disabled));
+        assert_eq!(db.tls_rules("c").login, Some(true));
+        assert_eq!(db.tls_rules("nobody"), TlsRules::default());
     }
 
     #[tokio::test]

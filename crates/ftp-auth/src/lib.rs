@@ -35,7 +35,7 @@ pub use db::{UserDb, ANONYMOUS_NAMES};
 pub use hash::{hash_password, HashProblem};
 pub use permissions::{PermissionSet, UnknownPermission};
 pub use quota::{parse_size, QuotaLimits, Size};
-pub use users_file::{add_user_to_file, EntryProblem, UserEntry, UsersFileError};
+pub use users_file::{add_user_to_file, normalize_fingerprint, EntryProblem, UserEntry, UsersFileError};
 
 /// When a user must send ACCT (RFC 959 §4.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -69,6 +69,19 @@ pub struct User {
     /// The user's own storage limits from the users file; the server fills
     /// what is unset from its defaults ([`QuotaLimits::or`]).
     pub quota: QuotaLimits,
+    /// The user's own TLS rules; unset ones follow the server's policy.
+    pub tls: TlsRules,
+}
+
+/// A user's own TLS rules, overriding the server's policy where set
+/// (`Some(true)`: required for this user; `Some(false)`: plain allowed for
+/// this user even where the server requires TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TlsRules {
+    /// TLS on the control connection before USER.
+    pub login: Option<bool>,
+    /// PROT P for every data connection.
+    pub data: Option<bool>,
 }
 
 /// Why a login failed.
@@ -109,4 +122,18 @@ pub trait Authenticator: Send + Sync {
     /// password"); every other name, known or not, gets the same 331 asking
     /// for a password, so USER never reveals which names exist.
     fn is_anonymous_name(&self, username: &str) -> bool;
+
+    /// The TLS rules of `username`, asked at USER before any password. A
+    /// name without rules of its own (unknown names too) gets the default,
+    /// so only names the site gave rules to can be told apart.
+    fn tls_rules(&self, _username: &str) -> TlsRules {
+        TlsRules::default()
+    }
+
+    /// Logs `username` in by the client certificate the TLS handshake
+    /// presented (its SHA-256 fingerprint, `AA:BB:...`), with no password:
+    /// only when the user's entry lists that very certificate.
+    async fn authenticate_certificate(&self, _username: &str, _fingerprint: &str) -> Result<User, AuthError> {
+        Err(AuthError::InvalidCredentials)
+    }
 }

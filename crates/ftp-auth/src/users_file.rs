@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 use crate::hash::{self, HashProblem};
 use crate::permissions::{PermissionSet, UnknownPermission};
 use crate::quota::{QuotaLimits, Size};
-use crate::{AccountRequirement, AuthError, User};
+use crate::{AccountRequirement, AuthError, TlsRules, User};
 
 /// One `[[user]]` table, as written in the file. Values are checked when
 /// the file is loaded (or the entry added), not when this is built.
@@ -84,6 +84,16 @@ pub struct UserEntry {
     pub quota_files: Option<Size>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_size: Option<Size>,
+    /// Overrides `tls.require_for_login` for this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_tls_for_login: Option<bool>,
+    /// Overrides `tls.require_for_data` for this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_tls_for_data: Option<bool>,
+    /// SHA-256 fingerprints (`AA:BB:...`, 32 bytes) of client certificates
+    /// that log this user in without a password.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_certificates: Vec<String>,
 }
 
 impl UserEntry {
@@ -101,6 +111,9 @@ impl UserEntry {
             quota_bytes: None,
             quota_files: None,
             max_file_size: None,
+            require_tls_for_login: None,
+            require_tls_for_data: None,
+            client_certificates: Vec::new(),
         }
     }
 }
@@ -141,6 +154,8 @@ pub enum EntryProblem {
     AccountRequiredWithoutAccount,
     /// `account` is empty or has control characters (no ACCT could match).
     InvalidAccount,
+    /// A `client_certificates` value is not a SHA-256 fingerprint.
+    BadCertificateFingerprint(String),
 }
 
 impl fmt::Display for EntryProblem {
@@ -156,6 +171,10 @@ impl fmt::Display for EntryProblem {
                 f.write_str("account_required is \"login\" or \"store\" but no account is set")
             }
             EntryProblem::InvalidAccount => f.write_str("account is empty or has a control character"),
+            EntryProblem::BadCertificateFingerprint(v) => write!(
+                f,
+                "client_certificates: {v:?} is not a SHA-256 fingerprint (32 hex bytes separated by colons)"
+            ),
         }
     }
 }
@@ -238,6 +257,8 @@ pub(crate) struct Account {
     /// The argon2 PHC string; shared with the blocking verification task.
     pub(crate) phc: Arc<str>,
     pub(crate) disabled: bool,
+    /// Client-certificate fingerprints, normalised to `AA:BB:...`.
+    pub(crate) certificates: Vec<String>,
 }
 
 pub(crate) fn check_name(name: &str) -> Result<(), EntryProblem> {
@@ -269,6 +290,11 @@ pub(crate) fn check_entry(entry: &UserEntry) -> Result<Account, EntryProblem> {
     } else if entry.account_required != AccountRequirement::None {
         return Err(EntryProblem::AccountRequiredWithoutAccount);
     }
+    let certificates = entry
+        .client_certificates
+        .iter()
+        .map(|c| normalize_fingerprint(c).ok_or_else(|| EntryProblem::BadCertificateFingerprint(c.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Account {
         user: User {
             name: entry.name.clone(),
@@ -282,10 +308,33 @@ pub(crate) fn check_entry(entry: &UserEntry) -> Result<Account, EntryProblem> {
                 files: entry.quota_files.map(|s| s.0),
                 max_file_size: entry.max_file_size.map(|s| s.0),
             },
+            tls: TlsRules {
+                login: entry.require_tls_for_login,
+                data: entry.require_tls_for_data,
+            },
         },
         phc: Arc::from(entry.password.as_str()),
         disabled: entry.disabled,
+        certificates,
     })
+}
+
+/// `AA:BB:...` (upper case, 32 bytes) from a fingerprint written with or
+/// without colons, in either case; `None` if it is not 32 hex bytes.
+pub fn normalize_fingerprint(text: &str) -> Option<String> {
+    let hex: String = text.trim().chars().filter(|&c| c != ':').collect();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let upper = hex.to_ascii_uppercase();
+    Some(
+        upper
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| std::str::from_utf8(pair).expect("ASCII"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
 }
 
 /// Parses the file's text into entries, checking only the TOML shape.
@@ -505,6 +554,42 @@ mod tests {
         assert_eq!(bob.user.account, None);
         assert_eq!(bob.user.account_requirement, AccountRequirement::None);
         assert!(!bob.disabled);
+    }
+
+    #[test]
+    fn tls_keys_and_certificate_fingerprints() {
+        let fp = "ab:".repeat(31) + "ab";
+        let text = format!(
+            "[[user]]\nname = \"t\"\npassword = \"{}\"\nrequire_tls_for_login = true\nrequire_tls_for_data = false\nclient_certificates = [\"{fp}\", \"{}\"]\n",
+            cheap_hash("t"),
+            "CD".repeat(32)
+        );
+        let accounts = load(&text).unwrap();
+        assert_eq!(
+            accounts[0].user.tls,
+            TlsRules {
+                login: Some(true),
+                data: Some(false),
+            }
+        );
+        assert_eq!(accounts[0].certificates, [fp.to_uppercase(), "CD:".repeat(31) + "CD"]);
+        for bad in ["AB:CD", &"zz".repeat(32), &"AB".repeat(33)] {
+            let text = format!(
+                "[[user]]\nname = \"t\"\npassword = \"{}\"\nclient_certificates = [\"{bad}\"]\n",
+                cheap_hash("t")
+            );
+            assert!(
+                matches!(
+                    load(&text),
+                    Err(UsersFileError::Entry {
+                        problem: EntryProblem::BadCertificateFingerprint(_),
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(normalize_fingerprint(" abcd ").as_deref(), None);
     }
 
     #[test]

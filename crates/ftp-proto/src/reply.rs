@@ -66,6 +66,11 @@ pub enum ReplyCode {
 }
 
 impl ReplyCode {
+    /// RFC 2228's 232 for USER, "User logged in, authorized by security
+    /// data exchange" (a client certificate): the same number RFC 959 gives
+    /// QUIT during a transfer.
+    pub const USER_LOGGED_IN_BY_SECURITY_DATA: ReplyCode = ReplyCode::LogoutAfterTransfer;
+
     pub fn as_u16(self) -> u16 {
         self as u16
     }

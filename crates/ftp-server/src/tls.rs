@@ -91,6 +91,7 @@ impl std::error::Error for TlsError {}
 /// The server's TLS configuration, replaceable at run time.
 pub struct TlsProvider {
     source: CertSource,
+    client_certificates: bool,
     current: RwLock<Arc<ServerConfig>>,
     fingerprint: RwLock<String>,
 }
@@ -104,10 +105,14 @@ impl fmt::Debug for TlsProvider {
 }
 
 impl TlsProvider {
-    pub fn new(source: CertSource) -> Result<TlsProvider, TlsError> {
-        let (config, fingerprint) = build(&source)?;
+    /// `client_certificates`: ask every client for a certificate (which it
+    /// may decline), so that users whose entry lists its fingerprint log in
+    /// without a password.
+    pub fn new(source: CertSource, client_certificates: bool) -> Result<TlsProvider, TlsError> {
+        let (config, fingerprint) = build(&source, client_certificates)?;
         Ok(TlsProvider {
             source,
+            client_certificates,
             current: RwLock::new(Arc::new(config)),
             fingerprint: RwLock::new(fingerprint),
         })
@@ -125,7 +130,7 @@ impl TlsProvider {
         if matches!(self.source, CertSource::SelfSigned { .. }) {
             return Ok(());
         }
-        let (config, fingerprint) = build(&self.source)?;
+        let (config, fingerprint) = build(&self.source, self.client_certificates)?;
         *self.current.write().expect("config lock") = Arc::new(config);
         *self.fingerprint.write().expect("fingerprint lock") = fingerprint;
         Ok(())
@@ -142,7 +147,7 @@ impl TlsProvider {
     }
 }
 
-fn build(source: &CertSource) -> Result<(ServerConfig, String), TlsError> {
+fn build(source: &CertSource, client_certificates: bool) -> Result<(ServerConfig, String), TlsError> {
     let (certs, key) = match source {
         CertSource::Files { cert, key } => (load_certs(cert)?, load_key(key)?),
         CertSource::SelfSigned { names } => {
@@ -153,17 +158,17 @@ fn build(source: &CertSource) -> Result<(ServerConfig, String), TlsError> {
             (vec![generated.cert.der().clone()], key)
         }
     };
-    let fingerprint = Sha256::digest(certs[0].as_ref())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+    let fingerprint = fingerprint_of(certs[0].as_ref());
+    let crypto = Arc::new(provider::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&crypto))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(TlsError::Rustls)?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
         .map_err(TlsError::Rustls)?;
+    let builder = if client_certificates {
+        builder.with_client_cert_verifier(Arc::new(PinnedClientCertificates { crypto }))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(TlsError::Rustls)?;
     // ALPACA defence: a client that offers ALPN must offer "ftp"; rustls
     // fails the handshake when the lists do not meet. Clients that offer no
     // ALPN at all (most FTP clients) are unaffected.
@@ -172,6 +177,79 @@ fn build(source: &CertSource) -> Result<(ServerConfig, String), TlsError> {
     // its own; send a few so parallel transfers (lftp pget) each have one.
     config.send_tls13_tickets = 4;
     Ok((config, fingerprint))
+}
+
+/// The SHA-256 fingerprint of a DER certificate, `AA:BB:...`.
+pub fn fingerprint_of(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Client certificates for certificate login: optional, and trusted by
+/// fingerprint, not by a chain. The handshake proves the client holds the
+/// certificate's private key (its signature is checked here); whether that
+/// certificate logs anyone in is decided at USER, against the fingerprints
+/// in the user's entry. So any certificate is accepted at the TLS layer,
+/// and a client without one simply logs in with a password.
+#[derive(Debug)]
+struct PinnedClientCertificates {
+    crypto: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for PinnedClientCertificates {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.crypto.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.crypto.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.crypto.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The fingerprint of the certificate the client presented on this
+/// connection, if it is TLS and the client sent one.
+pub(crate) fn peer_fingerprint(stream: &MaybeTls) -> Option<String> {
+    let MaybeTls::Tls(tls) = stream else { return None };
+    let certs = tls.get_ref().1.peer_certificates()?;
+    certs.first().map(|c| fingerprint_of(c.as_ref()))
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -200,7 +200,7 @@ def server_closes(s):
 /// Runs `PRELUDE` + `script` with `args` as `sys.argv[1..]`; asserts it
 /// exits 0 and returns its stdout.
 #[track_caller]
-fn python(script: &str, args: &[&str]) -> String {
+pub(crate) fn python(script: &str, args: &[&str]) -> String {
     let mut cmd = Command::new("python3");
     cmd.arg("-c").arg(format!("{PRELUDE}\n{script}")).args(args);
     let (ok, out, err) = common::run(&mut cmd, Duration::from_secs(40));
@@ -216,7 +216,7 @@ fn port_arg(addr: std::net::SocketAddr) -> String {
 /// `curl -sS --max-time 20` plus `args`; asserts success, returns
 /// (stdout, stderr).
 #[track_caller]
-fn curl(args: &[&str]) -> (Vec<u8>, String) {
+pub(crate) fn curl(args: &[&str]) -> (Vec<u8>, String) {
     let (ok, out, err) = curl_status(args);
     assert!(ok, "curl {args:?} failed: {err}");
     (out, err)
@@ -242,7 +242,7 @@ fn path_str(p: &Path) -> &str {
 
 /// `openssl req -x509` for CN=localhost (also valid for 127.0.0.1, so
 /// curl can verify it without -k); returns (cert, key).
-fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     let mut cmd = Command::new("openssl");
@@ -268,7 +268,7 @@ fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 }
 
 /// `AA:BB:...` SHA-256 fingerprint of a PEM certificate, per openssl.
-fn openssl_fingerprint(cert: &Path) -> String {
+pub(crate) fn openssl_fingerprint(cert: &Path) -> String {
     let mut cmd = Command::new("openssl");
     cmd.args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(cert);
     let (ok, out, err) = common::run(&mut cmd, Duration::from_secs(10));

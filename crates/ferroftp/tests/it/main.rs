@@ -9,6 +9,7 @@ mod clients_suppaftp;
 mod common;
 mod ftps;
 mod ftps_suppaftp;
+mod ftps_users;
 mod ipv6;
 mod replies_data;
 mod replies_files;

@@ -20,6 +20,7 @@ use ftp_storage::Storage;
 use crate::config::FailedLoginReply;
 use crate::data::DataSetup;
 use crate::session::{Flow, Login, Session, TransferParams};
+use crate::tls;
 
 impl Session {
     /// USER: starts a new login; a logged-in user is logged out first (RFC
@@ -30,14 +31,14 @@ impl Session {
                 .await;
             return;
         };
-        if self.tls.is_none()
-            && self
-                .shared
-                .config
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.policy.require_for_login)
-        {
+        let global = self
+            .shared
+            .config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.policy.require_for_login);
+        let required = self.shared.auth.tls_rules(name).login.unwrap_or(global);
+        if self.tls.is_none() && required {
             self.reply(
                 ReplyCode::RequestDeniedForPolicy,
                 "Policy requires TLS; send AUTH TLS first",
@@ -46,6 +47,9 @@ impl Session {
             return;
         }
         self.log_out();
+        if self.certificate_login(name).await {
+            return;
+        }
         let guest = self.shared.auth.is_anonymous_name(name);
         self.login = Login::AwaitingPassword { name: name.to_string() };
         if guest {
@@ -115,10 +119,49 @@ impl Session {
                 .await;
             return;
         }
-        self.complete_login(user, storage).await;
+        self.complete_login(user, storage, ReplyCode::UserLoggedIn).await;
     }
 
-    async fn complete_login(&mut self, user: User, storage: Arc<dyn Storage>) {
+    /// Logs in by the client certificate of the TLS session, when the
+    /// user's entry lists it: 232 (RFC 2228: authorized by security data
+    /// exchange), or 332 when the account also needs ACCT. False when there
+    /// is no certificate or it is not this user's: USER then goes on to ask
+    /// for a password as usual, telling nothing.
+    async fn certificate_login(&mut self, name: &str) -> bool {
+        let Some(fingerprint) = tls::peer_fingerprint(&self.ctl.stream) else {
+            return false;
+        };
+        if self.shared.bans.is_banned(self.addr_key(), Instant::now()) {
+            return false;
+        }
+        let user = match self.shared.auth.authenticate_certificate(name, &fingerprint).await {
+            Ok(user) => user,
+            Err(AuthError::Disabled) => {
+                tracing::info!(peer = %self.peer, user = %name, "client certificate of a disabled account");
+                return false;
+            }
+            Err(_) => return false,
+        };
+        let storage = match self.shared.backend.user_storage(&user.home).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(user = %user.name, error = %e, "home directory unavailable");
+                return false;
+            }
+        };
+        tracing::info!(peer = %self.peer, user = %user.name, "client certificate accepted");
+        if user.account_requirement == AccountRequirement::ForLogin {
+            self.login = Login::AwaitingAccount { user, storage };
+            self.reply(ReplyCode::NeedAccountForLogin, "Need account for login; send ACCT")
+                .await;
+        } else {
+            self.complete_login(user, storage, ReplyCode::USER_LOGGED_IN_BY_SECURITY_DATA)
+                .await;
+        }
+        true
+    }
+
+    async fn complete_login(&mut self, user: User, storage: Arc<dyn Storage>, code: ReplyCode) {
         let Some(place) = self.shared.per_user.try_acquire(&user.name) else {
             tracing::info!(peer = %self.peer, user = %user.name, "too many sessions for this user");
             self.log_out();
@@ -132,6 +175,8 @@ impl Session {
         tracing::info!(peer = %self.peer, user = %user.name, "logged in");
         let text = if user.anonymous {
             "Guest login ok, access restrictions apply"
+        } else if code == ReplyCode::USER_LOGGED_IN_BY_SECURITY_DATA {
+            "User logged in, authorized by security data exchange"
         } else {
             "Login successful"
         };
@@ -139,7 +184,7 @@ impl Session {
         self.storage = Some(storage);
         self.cwd = FtpPath::root();
         self.login = Login::LoggedIn;
-        self.reply(ReplyCode::UserLoggedIn, text).await;
+        self.reply(code, text).await;
     }
 
     /// ACCT: finishes a login that needs an account (332), or gives the
@@ -149,7 +194,7 @@ impl Session {
             Login::AwaitingAccount { user, storage } => {
                 if account_matches(&user, account) {
                     self.account_given = true;
-                    self.complete_login(user, storage).await;
+                    self.complete_login(user, storage, ReplyCode::UserLoggedIn).await;
                 } else {
                     self.login = Login::AwaitingAccount { user, storage };
                     self.failed_login(ReplyCode::NotLoggedIn, "Account not accepted").await;

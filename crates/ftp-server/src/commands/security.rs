@@ -18,6 +18,13 @@ impl Session {
         self.shared.config.tls.as_ref().map(|t| &t.policy)
     }
 
+    /// PROT P required for data: the logged-in user's own rule, else the
+    /// server's policy.
+    pub(super) fn data_protection_required(&self) -> bool {
+        let global = self.tls_policy().is_some_and(|p| p.require_for_data);
+        self.user.as_ref().and_then(|u| u.tls.data).unwrap_or(global)
+    }
+
     /// AUTH TLS (and its aliases SSL, TLS-C, TLS-P): 234, then the
     /// handshake. Anything the client pipelined after AUTH is discarded.
     pub(super) async fn cmd_auth(&mut self, mechanism: &str) -> Flow {
@@ -84,7 +91,7 @@ impl Session {
                 self.prot_private = true;
                 self.reply(ReplyCode::CommandOkay, "Protection level set to P").await;
             }
-            ProtLevel::Clear if self.tls_policy().is_some_and(|p| p.require_for_data) => {
+            ProtLevel::Clear if self.data_protection_required() => {
                 self.reply(
                     ReplyCode::ProtectionPolicyRefused,
                     "PROT C not allowed: data connections must be protected",

@@ -34,13 +34,7 @@ impl Session {
                 .await;
             return false;
         }
-        let must_protect = self
-            .shared
-            .config
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.policy.require_for_data);
-        if must_protect && !self.prot_private {
+        if self.data_protection_required() && !self.prot_private {
             self.reply(
                 ReplyCode::ProtectionPolicyRefused,
                 "Data connections must be protected: use PBSZ 0 and PROT P",
