@@ -19,6 +19,7 @@ use ftp_proto::line::{LineDecoder, LineTooLong};
 use ftp_proto::modeb::{self, BlockDecoder, BlockEvent};
 use ftp_proto::page::{self, PageDecoder, PageError, PageEvent};
 use ftp_proto::path::{FtpPath, PathError, MAX_NAME_LEN, MAX_PATH_LEN};
+use ftp_proto::proxy::{self, Addresses, Progress, ProxyError, Version};
 
 /// Splits `data` into chunks whose sizes are `cuts` in turn; what is left
 /// when the cuts run out is the last chunk. Zero-sized chunks are kept: a
@@ -588,5 +589,86 @@ pub fn path(input: &PathInput) {
         }
         Err(PathError::Empty) => assert_eq!(result, Ok(FtpPath::root())),
         Err(e) => assert_eq!(Err(e), result),
+    }
+}
+
+// --------------------------------------------------------------- PROXY
+
+/// Reads the header the way the server does: never more bytes than the
+/// parser asked for, arriving in `cuts`-sized pieces, parsed again after
+/// each. `None`: the bytes ended before the header did.
+fn read_proxy(data: &[u8], cuts: &[u8], max: usize) -> Option<Result<proxy::Header, ProxyError>> {
+    let mut have = 0;
+    let mut pieces = cuts.iter().map(|&c| usize::from(c)).filter(|&c| c > 0);
+    loop {
+        match proxy::parse(&data[..have], max) {
+            Ok(Progress::Done(h)) => {
+                assert_eq!(h.len, have, "a header of {} bytes in {have}: read past it", h.len);
+                return Some(Ok(h));
+            }
+            Err(e) => return Some(Err(e)),
+            Ok(Progress::NeedMore(n)) => {
+                assert!(n > have, "asks for {n} bytes with {have} there: no progress");
+                assert!(n <= proxy::V1_MAX_LEN.max(max), "asks for {n} bytes, over every bound");
+                if n > data.len() {
+                    return None;
+                }
+                have = pieces.next().map_or(n, |p| (have + p).min(n));
+            }
+        }
+    }
+}
+
+/// The PROXY header parser on any bytes (raw, so the seeds and the
+/// dictionary are plain headers), under a tight, the default and the
+/// protocol's largest v2 bound, read whole-as-asked, a byte at a time and
+/// in uneven pieces.
+pub fn proxy_header(data: &[u8]) {
+    for max in [
+        proxy::V2_FIXED_LEN + 12,
+        proxy::DEFAULT_MAX_V2_LEN,
+        proxy::V2_FIXED_LEN + 0xffff,
+    ] {
+        for cuts in [&[][..], &[1], &[7, 3, 50]] {
+            proxy_header_with(data, cuts, max);
+        }
+    }
+}
+
+/// Read incrementally the parser never asks for a byte past the header,
+/// agrees with a parse of all the bytes at once, stays within its bounds,
+/// and what it accepts encodes back to a header with the same addresses.
+fn proxy_header_with(data: &[u8], cuts: &[u8], max: usize) {
+    let result = read_proxy(data, cuts, max);
+    match proxy::parse(data, max) {
+        Ok(Progress::Done(whole)) => assert_eq!(result, Some(Ok(whole)), "incremental and whole parses disagree"),
+        Ok(Progress::NeedMore(n)) => {
+            assert!(n > data.len());
+            assert_eq!(result, None, "an incomplete header was decided");
+        }
+        // Read piece by piece, the bytes may end before the error shows.
+        Err(e) => assert!(
+            matches!(result, None | Some(Err(_))) && result.map_or(true, |r| r == Err(e)),
+            "incremental and whole parses disagree"
+        ),
+    }
+    let Some(Ok(h)) = result else { return };
+    match h.version {
+        Version::V1 => assert!(h.len <= proxy::V1_MAX_LEN && data.starts_with(b"PROXY ")),
+        Version::V2 => assert!(h.len <= max && h.len >= proxy::V2_FIXED_LEN),
+    }
+    for encoded in [proxy::encode_v1(&h.addresses), proxy::encode_v2(&h.addresses)] {
+        match proxy::parse(&encoded, proxy::DEFAULT_MAX_V2_LEN) {
+            Ok(Progress::Done(again)) => {
+                assert_eq!(again.addresses, h.addresses);
+                assert_eq!(again.len, encoded.len());
+            }
+            other => panic!("{:?} does not parse back: {other:?}", encoded),
+        }
+    }
+    if let Addresses::Tcp { source, destination } = h.addresses {
+        if h.version == Version::V1 {
+            assert_eq!(source.is_ipv4(), destination.is_ipv4(), "v1 mixes families");
+        }
     }
 }

@@ -12,6 +12,8 @@
 //! - [`listing`]: LIST, NLST and MLSx line formatting; MDTM timestamps.
 //! - [`modeb`]: MODE B (block mode) framing with restart markers.
 //! - [`page`]: STRU P (page structure) framing.
+//! - [`proxy`]: the PROXY protocol header (v1 and v2) a TCP load balancer
+//!   sends before the client's bytes.
 //! - [`ascii`]: TYPE A end-of-line conversion.
 //! - [`time`]: UTC calendar arithmetic without a clock.
 
@@ -23,6 +25,7 @@ pub mod listing;
 pub mod modeb;
 pub mod page;
 pub mod path;
+pub mod proxy;
 pub mod reply;
 pub mod time;
 
