@@ -53,3 +53,97 @@ pub async fn sendfile(stream: &TcpStream, file_fd: RawFd, offset: &mut u64, coun
         }
     }
 }
+
+/// A pipe for zero-copy uploads: socket → pipe → file with splice(2), so
+/// the bytes never cross into user space.
+pub struct SplicePipe {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+    /// What one splice from the socket may move at most (the pipe's size).
+    pub capacity: usize,
+}
+
+impl SplicePipe {
+    /// A pipe of (up to) `want` bytes; the kernel's `pipe-max-size` caps it.
+    pub fn new(want: usize) -> io::Result<SplicePipe> {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills two descriptors into the array on success.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors were just created and are owned here.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: F_SETPIPE_SZ / F_GETPIPE_SZ on our own pipe.
+        let capacity = unsafe {
+            libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, want as libc::c_int);
+            libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ)
+        };
+        Ok(SplicePipe {
+            read,
+            write,
+            capacity: usize::try_from(capacity).unwrap_or(0).max(4096),
+        })
+    }
+
+    /// Moves what the socket has (up to the pipe's capacity) into the
+    /// empty pipe, waiting for data without blocking a thread. Returns the
+    /// bytes moved, 0 at end of stream.
+    pub async fn fill_from(&self, stream: &TcpStream) -> io::Result<usize> {
+        loop {
+            stream.readable().await?;
+            let result = stream.try_io(Interest::READABLE, || {
+                // SAFETY: both descriptors are open; null offsets use (and
+                // do not apply to) the socket and pipe positions.
+                let n = unsafe {
+                    libc::splice(
+                        stream.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        self.write.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        self.capacity,
+                        libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match result {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Writes the `n` bytes in the pipe to `file` at its current offset (a
+    /// blocking disk write: the caller runs it where blocking is allowed).
+    pub fn drain_to(&self, file: RawFd, mut n: usize) -> io::Result<()> {
+        while n > 0 {
+            // SAFETY: as above; `file` is a regular file open for writing.
+            let moved = unsafe {
+                libc::splice(
+                    self.read.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    file,
+                    std::ptr::null_mut(),
+                    n,
+                    libc::SPLICE_F_MOVE,
+                )
+            };
+            match moved {
+                m if m > 0 => n -= m as usize,
+                0 => return Err(io::Error::new(io::ErrorKind::WriteZero, "splice wrote nothing")),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

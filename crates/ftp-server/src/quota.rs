@@ -437,6 +437,19 @@ impl Upload for QuotaUpload {
         self.inner.write_all(data).await
     }
 
+    fn direct_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.inner.direct_fd()
+    }
+
+    fn direct_reserve(&mut self, n: u64) -> ftp_storage::Result<()> {
+        self.ticket.take(n)?;
+        self.inner.direct_reserve(n)
+    }
+
+    fn direct_failed(&mut self) {
+        self.inner.direct_failed();
+    }
+
     async fn commit(mut self: Box<Self>) -> ftp_storage::Result<u64> {
         let QuotaUpload { mut ticket, inner } = *self;
         let result = inner.commit().await;

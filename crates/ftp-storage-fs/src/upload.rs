@@ -34,7 +34,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use async_trait::async_trait;
 use ftp_storage::{ErrorKind, Result, StorageError, Upload};
@@ -299,6 +299,30 @@ impl Upload for FsUpload {
             Written { file, buf, result }
         }));
         Ok(())
+    }
+
+    fn direct_fd(&self) -> Option<RawFd> {
+        // Only between chunks on the server's runtime (no write in flight),
+        // and not for O_APPEND files, which splice(2) refuses.
+        if self.failed || self.in_flight.is_some() || !on_multi_thread_runtime() {
+            return None;
+        }
+        let fd = self.file.as_ref()?.as_raw_fd();
+        // SAFETY: F_GETFL on a descriptor this upload owns.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        (flags >= 0 && flags & libc::O_APPEND == 0).then_some(fd)
+    }
+
+    fn direct_reserve(&mut self, n: u64) -> Result<()> {
+        if self.failed {
+            return Err(Self::poisoned());
+        }
+        self.written += n;
+        Ok(())
+    }
+
+    fn direct_failed(&mut self) {
+        self.failed = true;
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64> {

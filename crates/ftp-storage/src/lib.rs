@@ -109,6 +109,28 @@ pub trait Upload: Send {
     async fn discard(self: Box<Self>) -> Result<()> {
         self.abort().await
     }
+
+    /// Zero-copy uploads: a descriptor the server may splice(2) incoming
+    /// bytes into, at its current file offset, instead of calling
+    /// [`write_all`](Upload::write_all). `None` (the default) for backends
+    /// whose bytes do not go to a local file, and whenever the upload
+    /// cannot take direct writes right now.
+    fn direct_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// Called before the server writes `n` bytes through
+    /// [`direct_fd`](Upload::direct_fd): the upload counts them, or refuses
+    /// them as `write_all` would (a quota, the largest file: the bytes are
+    /// then not written).
+    fn direct_reserve(&mut self, n: u64) -> Result<()> {
+        let _ = n;
+        Err(StorageError::new(ErrorKind::Unsupported, "no direct writes"))
+    }
+
+    /// A write through [`direct_fd`](Upload::direct_fd) failed: the file
+    /// may have a hole, so nothing may follow and commit must fail.
+    fn direct_failed(&mut self) {}
 }
 
 /// A user's view of a storage backend, rooted at the user's home.
