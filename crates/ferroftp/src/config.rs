@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ftp_server::{BanConfig, FailedLoginReply, ServerConfig, VirtualHost};
+use ftp_server::{BanConfig, FailedLoginReply, IpNet, ProxyProtocolConfig, ServerConfig, VirtualHost};
 use ftp_storage_fs::{Durability, FsOptions};
 use serde::Deserialize;
 
@@ -42,6 +42,12 @@ pub struct ServerSection {
     /// "LO-HI", e.g. "50000-50100".
     pub passive_ports: Option<String>,
     pub passive_address: Option<IpAddr>,
+    /// Expect a PROXY protocol header (v1 or v2) on every control
+    /// connection; only `trusted_proxies` may then connect.
+    pub proxy_protocol: bool,
+    /// Addresses or CIDR networks of the load balancers ("10.0.0.1",
+    /// "10.0.0.0/24", "2001:db8::/64").
+    pub trusted_proxies: Vec<String>,
     pub allow_foreign_data_address: bool,
     pub transfer_buffer_size: usize,
     /// Threads for blocking work: file system calls, disk reads and writes,
@@ -60,6 +66,8 @@ impl Default for ServerSection {
             greeting: d.greeting,
             passive_ports: None,
             passive_address: None,
+            proxy_protocol: false,
+            trusted_proxies: Vec::new(),
             allow_foreign_data_address: d.allow_foreign_data_address,
             transfer_buffer_size: d.transfer_buffer_size,
             blocking_threads: 64,
@@ -86,6 +94,8 @@ pub struct LimitsSection {
     pub max_line_length: usize,
     pub max_queued_commands: usize,
     pub max_stat_entries: usize,
+    /// Bytes: the largest PROXY v2 header taken (v1 lines are at most 107).
+    pub max_proxy_header: usize,
 }
 
 impl Default for LimitsSection {
@@ -102,6 +112,7 @@ impl Default for LimitsSection {
             max_line_length: d.max_line_length,
             max_queued_commands: d.max_queued_commands,
             max_stat_entries: d.max_stat_entries,
+            max_proxy_header: ftp_server::ProxyProtocolConfig::default().max_v2_header,
         }
     }
 }
@@ -146,6 +157,8 @@ pub struct TimeoutsSection {
     pub data_connection: u64,
     pub transfer_stall: u64,
     pub shutdown_grace: u64,
+    /// From connect to a complete PROXY header.
+    pub proxy_header: u64,
 }
 
 impl Default for TimeoutsSection {
@@ -157,6 +170,7 @@ impl Default for TimeoutsSection {
             data_connection: d.data_connection_timeout.as_secs(),
             transfer_stall: d.transfer_stall_timeout.as_secs(),
             shutdown_grace: d.shutdown_grace.as_secs(),
+            proxy_header: ftp_server::ProxyProtocolConfig::default().header_timeout.as_secs(),
         }
     }
 }
@@ -457,6 +471,24 @@ impl FileConfig {
                 "server.transfer_buffer_size must be between 4096 and 67108864".into(),
             ));
         }
+        let trusted = self.trusted_proxies()?;
+        if self.server.proxy_protocol && trusted.is_empty() {
+            return Err(ConfigError::Invalid(
+                "server.proxy_protocol needs server.trusted_proxies: no one else may send the header".into(),
+            ));
+        }
+        // The fixed 16 bytes plus TCP over IPv6 at least; the length field's
+        // own limit at most.
+        if !(16 + 36..=16 + 65535).contains(&self.limits.max_proxy_header) {
+            return Err(ConfigError::Invalid(
+                "limits.max_proxy_header must be between 52 and 65551".into(),
+            ));
+        }
+        if self.timeouts.proxy_header == 0 {
+            return Err(ConfigError::Invalid(
+                "timeouts.proxy_header must be at least 1 second".into(),
+            ));
+        }
         if self.server.blocking_threads == 0 || self.server.blocking_threads > 1024 {
             return Err(ConfigError::Invalid(
                 "server.blocking_threads must be between 1 and 1024".into(),
@@ -465,13 +497,33 @@ impl FileConfig {
         Ok(())
     }
 
+    fn trusted_proxies(&self) -> Result<Vec<IpNet>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|e| ConfigError::Invalid(format!("server.trusted_proxies: {e}")))
+            })
+            .collect()
+    }
+
     pub fn server_config(&self) -> Result<ServerConfig, ConfigError> {
         let secs = Duration::from_secs;
+        let proxy_protocol = match self.server.proxy_protocol {
+            false => None,
+            true => Some(ProxyProtocolConfig {
+                trusted_proxies: self.trusted_proxies()?,
+                header_timeout: secs(self.timeouts.proxy_header),
+                max_v2_header: self.limits.max_proxy_header,
+            }),
+        };
         Ok(ServerConfig {
             listen: self.server.listen.clone(),
             greeting: self.server.greeting.clone(),
             passive_ports: self.server.passive_ports.as_deref().map(parse_port_range).transpose()?,
             passive_address: self.server.passive_address,
+            proxy_protocol,
             max_sessions: self.limits.max_sessions,
             max_sessions_per_address: self.limits.max_sessions_per_address,
             max_sessions_per_user: self.limits.max_sessions_per_user,
@@ -660,6 +712,45 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("[s3]\nbuckett = \"b\"").is_err());
         let c: FileConfig = toml::from_str("[storage]\nbackend = \"ftp\"").unwrap();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn proxy_protocol_settings() {
+        let d = FileConfig::default().server_config().unwrap();
+        assert!(d.proxy_protocol.is_none(), "off by default");
+        let c: FileConfig = toml::from_str(
+            "[server]\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.1\", \"10.0.1.0/24\", \"2001:db8::/64\"]\n\
+             [timeouts]\nproxy_header = 3\n[limits]\nmax_proxy_header = 1024\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let p = c.server_config().unwrap().proxy_protocol.unwrap();
+        assert!(p.trusts("10.0.0.1".parse().unwrap()));
+        assert!(p.trusts("10.0.1.77".parse().unwrap()));
+        assert!(p.trusts("::ffff:10.0.1.77".parse().unwrap()));
+        assert!(p.trusts("2001:db8::5".parse().unwrap()));
+        assert!(!p.trusts("10.0.0.2".parse().unwrap()));
+        assert_eq!(p.header_timeout, Duration::from_secs(3));
+        assert_eq!(p.max_v2_header, 1024);
+        let defaults = ProxyProtocolConfig::default();
+        let c: FileConfig =
+            toml::from_str("[server]\nproxy_protocol = true\ntrusted_proxies = [\"127.0.0.1\"]").unwrap();
+        let p = c.server_config().unwrap().proxy_protocol.unwrap();
+        assert_eq!(
+            (p.header_timeout, p.max_v2_header),
+            (defaults.header_timeout, defaults.max_v2_header)
+        );
+        for bad in [
+            "[server]\nproxy_protocol = true",
+            "[server]\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.1/24\"]",
+            "[server]\ntrusted_proxies = [\"proxy.example.com\"]",
+            "[server]\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.1\"]\n[timeouts]\nproxy_header = 0",
+            "[limits]\nmax_proxy_header = 51",
+            "[limits]\nmax_proxy_header = 65552",
+        ] {
+            let c: FileConfig = toml::from_str(bad).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

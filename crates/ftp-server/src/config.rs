@@ -61,6 +61,129 @@ impl Default for BanConfig {
     }
 }
 
+/// An address or a network in CIDR form: `10.0.0.1`, `10.0.0.0/24`,
+/// `2001:db8::/32`. An IPv4-mapped IPv6 address matches as the IPv4
+/// address it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+/// Why a text is not an [`IpNet`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpNetError {
+    Address(String),
+    Prefix(String),
+    /// Bits set below the prefix (`10.0.0.1/24`): probably a typo for the
+    /// network or for the single address.
+    HostBits(String),
+}
+
+impl std::fmt::Display for IpNetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IpNetError::Address(s) => write!(f, "{s:?} is not an IP address"),
+            IpNetError::Prefix(s) => write!(f, "{s:?}: the prefix length is out of range"),
+            IpNetError::HostBits(s) => write!(f, "{s:?} has bits set below its prefix length"),
+        }
+    }
+}
+
+impl std::error::Error for IpNetError {}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                mask(u128::from(u32::from(ip)), self.prefix, 32) == u128::from(u32::from(net))
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => mask(u128::from(ip), self.prefix, 128) == u128::from(net),
+            _ => false,
+        }
+    }
+}
+
+/// `bits` with all but its top `prefix` bits (of `width`) cleared.
+fn mask(bits: u128, prefix: u8, width: u8) -> u128 {
+    let host = u32::from(width - prefix);
+    if host >= 128 {
+        0
+    } else {
+        bits >> host << host
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = IpNetError;
+
+    fn from_str(s: &str) -> Result<IpNet, IpNetError> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| IpNetError::Address(s.to_string()))?;
+        // Stored canonical, so a mapped address in the config matches the
+        // plain IPv4 peer and the other way round.
+        let addr = addr.to_canonical();
+        let width = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => width,
+            Some(p) => match p.trim().parse::<u8>() {
+                Ok(n) if n <= width && !p.trim().starts_with('+') => n,
+                _ => return Err(IpNetError::Prefix(s.to_string())),
+            },
+        };
+        let bits = match addr {
+            IpAddr::V4(v4) => u128::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6),
+        };
+        if mask(bits, prefix, width) != bits {
+            return Err(IpNetError::HostBits(s.to_string()));
+        }
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// The PROXY protocol (v1 and v2) on every control listener, for a TCP
+/// load balancer in front of the server (HAProxy `send-proxy-v2`). Then
+/// only `trusted_proxies` may connect, and each connection must start with
+/// a header within `header_timeout`; everything else gets 421 and is
+/// closed. The header's client address is the session's from then on:
+/// limits, bans, logs and the data-connection checks use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocolConfig {
+    pub trusted_proxies: Vec<IpNet>,
+    /// Time from connect to a complete header (the spec asks for at least
+    /// 3 s, a TCP retransmission).
+    pub header_timeout: Duration,
+    /// The largest v2 header taken, fixed 16 bytes included (v1 lines are
+    /// at most 107 bytes by the spec).
+    pub max_v2_header: usize,
+}
+
+impl ProxyProtocolConfig {
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(ip))
+    }
+}
+
+impl Default for ProxyProtocolConfig {
+    fn default() -> Self {
+        ProxyProtocolConfig {
+            trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(5),
+            max_v2_header: ftp_proto::proxy::DEFAULT_MAX_V2_LEN,
+        }
+    }
+}
+
 /// FTPS: the certificate, the policy, and implicit-TLS listeners.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
@@ -78,8 +201,12 @@ pub struct ServerConfig {
     /// Ports for passive data connections; `None` lets the OS choose.
     pub passive_ports: Option<RangeInclusive<u16>>,
     /// The address announced in PASV replies (behind NAT); by default the
-    /// local address of the control connection.
+    /// local address of the control connection. Behind a load balancer:
+    /// this node's own address, where clients reach its passive ports.
     pub passive_address: Option<IpAddr>,
+    /// PROXY protocol on the control listeners; `None` (the default): off,
+    /// and a header is just an unknown command.
+    pub proxy_protocol: Option<ProxyProtocolConfig>,
     /// Sessions at once; more get 421 "Too many users, server is full"
     /// (or wait, with `queue_when_full`).
     pub max_sessions: usize,
@@ -143,6 +270,7 @@ impl Default for ServerConfig {
             greeting: "ferroftp ready".to_string(),
             passive_ports: None,
             passive_address: None,
+            proxy_protocol: None,
             max_sessions: 1000,
             max_sessions_per_address: 50,
             max_sessions_per_user: 0,
@@ -165,6 +293,45 @@ impl Default for ServerConfig {
             max_stat_entries: 10_000,
             tls: None,
             default_quota: ftp_auth::QuotaLimits::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn ip_nets() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(net("10.0.0.1").contains(ip("10.0.0.1")));
+        assert!(!net("10.0.0.1").contains(ip("10.0.0.2")));
+        assert!(net("10.0.0.0/24").contains(ip("10.0.0.255")));
+        assert!(!net("10.0.0.0/24").contains(ip("10.0.1.0")));
+        assert!(net("10.0.0.0/24").contains(ip("::ffff:10.0.0.7")), "mapped peers match");
+        assert!(net("::ffff:10.0.0.1").contains(ip("10.0.0.1")));
+        assert!(net("0.0.0.0/0").contains(ip("192.0.2.1")));
+        assert!(!net("0.0.0.0/0").contains(ip("2001:db8::1")));
+        assert!(net("2001:db8::/32").contains(ip("2001:db8:ffff::1")));
+        assert!(!net("2001:db8::/32").contains(ip("2001:db9::1")));
+        assert!(net("::/0").contains(ip("::1")));
+        assert!(net("::1/128").contains(ip("::1")));
+        assert_eq!(net("10.0.0.0/8").to_string(), "10.0.0.0/8");
+        for bad in [
+            "10.0.0.1/24",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "host",
+            "10.0.0.0/-1",
+            "",
+        ] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad}");
         }
     }
 }

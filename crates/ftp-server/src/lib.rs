@@ -21,6 +21,8 @@
 //!   measured once per user, counted chunk by chunk, 552 when exceeded.
 //! - [`tls`]: FTPS with rustls: certificates, per-session configs binding
 //!   data connections to their control session, plain-or-TLS streams.
+//! - `proxy`: the PROXY protocol header read from a trusted balancer's
+//!   connection before the greeting.
 //! - `net`: socket options (TCP_NODELAY, SO_OOBINLINE) and sendfile.
 
 mod bans;
@@ -31,11 +33,12 @@ mod gate;
 mod limits;
 pub mod listener;
 mod net;
+mod proxy;
 mod quota;
 mod replies;
 mod session;
 pub mod tls;
 mod transfer;
 
-pub use config::{BanConfig, FailedLoginReply, ServerConfig, TlsConfig, VirtualHost};
+pub use config::{BanConfig, FailedLoginReply, IpNet, ProxyProtocolConfig, ServerConfig, TlsConfig, VirtualHost};
 pub use listener::Server;

@@ -23,6 +23,7 @@ use crate::bans::BanTable;
 use crate::config::ServerConfig;
 use crate::limits::{AddrKey, CountGuard, SessionCounts};
 use crate::net;
+use crate::proxy::{self, Proxied};
 use crate::session::{Session, Shared};
 
 /// A bound server, ready to run.
@@ -157,69 +158,135 @@ async fn accept_loop(
             Ok(a) => a,
             Err(_) => continue,
         };
-        if *shared.shutting_down.borrow() {
-            tokio::spawn(refuse(stream, "Service not available, server shutting down"));
-            continue;
-        }
-        let key = AddrKey::of(peer.ip());
-        if shared.bans.is_banned(key, Instant::now()) {
-            tracing::info!(%peer, "connection from a banned address refused");
-            tokio::spawn(refuse(
-                stream,
-                "Too many failed logins from your address; try again later",
-            ));
-            continue;
-        }
-        let Some(address_place) = shared.per_address.try_acquire(&key) else {
-            tracing::info!(%peer, "too many connections from one address");
-            tokio::spawn(refuse(stream, "Too many connections from your address"));
-            continue;
-        };
-        let accepted = Accepted {
+        let incoming = Incoming {
             stream,
             peer,
             local,
             implicit_tls,
-            address_place,
+            proxied: None,
         };
-        match Arc::clone(&slots).try_acquire_owned() {
-            Ok(permit) => {
-                tokio::spawn(run_session(Arc::clone(&shared), accepted, permit));
+        match &shared.config.proxy_protocol {
+            None => admit(&shared, &slots, &waiting, incoming),
+            Some(pp) if !pp.trusts(peer.ip()) => {
+                // With the PROXY protocol on, a client reaching the port
+                // directly could claim any address it likes in a header
+                // of its own: only the balancers may connect.
+                tracing::info!(%peer, "connection from an untrusted address refused (PROXY protocol on)");
+                tokio::spawn(refuse(
+                    incoming.stream,
+                    "Connections are accepted only through the site's proxy",
+                ));
             }
-            Err(_) if shared.config.queue_when_full && enter_queue(&waiting, shared.config.max_sessions) => {
-                tokio::spawn(wait_in_queue(
+            // The header is read in the connection's own task: a slow
+            // proxy must not hold up the accept loop.
+            Some(_) => {
+                tokio::spawn(admit_proxied(
                     Arc::clone(&shared),
                     Arc::clone(&slots),
                     Arc::clone(&waiting),
-                    accepted,
+                    incoming,
                 ));
             }
-            Err(_) => {
-                tokio::spawn(refuse(accepted.stream, "Too many users, server is full"));
-            }
+        }
+    }
+}
+
+/// A connection as accepted, before any check; `peer` is the client's
+/// address (from the PROXY header when there is one).
+struct Incoming {
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    implicit_tls: bool,
+    proxied: Option<Proxied>,
+}
+
+/// Reads the PROXY header of a connection from a trusted proxy, then
+/// checks the client it names like any other.
+async fn admit_proxied(shared: Arc<Shared>, slots: Arc<Semaphore>, waiting: Arc<AtomicUsize>, mut incoming: Incoming) {
+    let Some(pp) = &shared.config.proxy_protocol else {
+        return;
+    };
+    match proxy::read_header(&mut incoming.stream, incoming.peer, pp).await {
+        Ok((client, proxied)) => {
+            tracing::debug!(%client, proxy = %proxied.proxy, destination = ?proxied.destination, "PROXY header");
+            incoming.peer = client;
+            incoming.proxied = Some(proxied);
+            admit(&shared, &slots, &waiting, incoming);
+        }
+        Err(e) => {
+            tracing::info!(proxy = %incoming.peer, error = %e, "connection without a valid PROXY header refused");
+            refuse(incoming.stream, "A valid PROXY protocol header is required").await;
+        }
+    }
+}
+
+/// Shutdown, bans, the per-address limit and the session cap, in that
+/// order; then the session starts, waits in the queue, or is refused.
+fn admit(shared: &Arc<Shared>, slots: &Arc<Semaphore>, waiting: &Arc<AtomicUsize>, incoming: Incoming) {
+    let peer = incoming.peer;
+    if *shared.shutting_down.borrow() {
+        tokio::spawn(refuse(incoming.stream, "Service not available, server shutting down"));
+        return;
+    }
+    let key = AddrKey::of(peer.ip());
+    if shared.bans.is_banned(key, Instant::now()) {
+        tracing::info!(%peer, "connection from a banned address refused");
+        tokio::spawn(refuse(
+            incoming.stream,
+            "Too many failed logins from your address; try again later",
+        ));
+        return;
+    }
+    let Some(address_place) = shared.per_address.try_acquire(&key) else {
+        tracing::info!(%peer, "too many connections from one address");
+        tokio::spawn(refuse(incoming.stream, "Too many connections from your address"));
+        return;
+    };
+    let accepted = Accepted {
+        incoming,
+        address_place,
+    };
+    match Arc::clone(slots).try_acquire_owned() {
+        Ok(permit) => {
+            tokio::spawn(run_session(Arc::clone(shared), accepted, permit));
+        }
+        Err(_) if shared.config.queue_when_full && enter_queue(waiting, shared.config.max_sessions) => {
+            tokio::spawn(wait_in_queue(
+                Arc::clone(shared),
+                Arc::clone(slots),
+                Arc::clone(waiting),
+                accepted,
+            ));
+        }
+        Err(_) => {
+            tokio::spawn(refuse(accepted.incoming.stream, "Too many users, server is full"));
         }
     }
 }
 
 /// A connection that passed the ban and per-address checks.
 struct Accepted {
-    stream: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    implicit_tls: bool,
+    incoming: Incoming,
     /// Held for the whole life of the connection, queue wait included.
     address_place: CountGuard<AddrKey>,
 }
 
 async fn run_session(shared: Arc<Shared>, accepted: Accepted, permit: OwnedSemaphorePermit) {
     let Accepted {
-        stream,
-        peer,
-        local,
-        implicit_tls,
+        incoming:
+            Incoming {
+                stream,
+                peer,
+                local,
+                implicit_tls,
+                proxied,
+            },
         address_place,
     } = accepted;
-    Session::new(shared, stream, peer, local, implicit_tls).run().await;
+    Session::new(shared, stream, peer, local, implicit_tls, proxied)
+        .run()
+        .await;
     drop(permit);
     drop(address_place);
 }
@@ -236,7 +303,7 @@ fn enter_queue(waiting: &AtomicUsize, max: usize) -> bool {
 /// order they arrived. A client that hangs up stops waiting. Implicit-TLS
 /// connections wait without the 120, which cannot precede the handshake.
 async fn wait_in_queue(shared: Arc<Shared>, slots: Arc<Semaphore>, waiting: Arc<AtomicUsize>, mut accepted: Accepted) {
-    let permit = queued(&shared, &slots, &mut accepted).await;
+    let permit = queued(&shared, &slots, &mut accepted.incoming).await;
     // Out of the queue, whatever comes next.
     waiting.fetch_sub(1, Ordering::Relaxed);
     match permit {
@@ -247,7 +314,7 @@ async fn wait_in_queue(shared: Arc<Shared>, slots: Arc<Semaphore>, waiting: Arc<
             } else {
                 "Too many users, server is full"
             };
-            refuse(accepted.stream, text).await;
+            refuse(accepted.incoming.stream, text).await;
         }
         // The client hung up or could not be told.
         None => {}
@@ -259,7 +326,7 @@ async fn wait_in_queue(shared: Arc<Shared>, slots: Arc<Semaphore>, waiting: Arc<
 async fn queued(
     shared: &Shared,
     slots: &Arc<Semaphore>,
-    accepted: &mut Accepted,
+    accepted: &mut Incoming,
 ) -> Option<Result<OwnedSemaphorePermit, ()>> {
     let wait = shared.config.max_queue_wait;
     if !accepted.implicit_tls {

@@ -35,6 +35,7 @@ use crate::config::ServerConfig;
 use crate::data::DataSetup;
 use crate::gate::{self, GateView};
 use crate::limits::{AddrKey, CountGuard, SessionCounts};
+use crate::proxy::Proxied;
 use crate::tls::{self, MaybeTls};
 use crate::transfer::TransferOutcome;
 
@@ -204,8 +205,13 @@ async fn read_plain(tcp: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
 pub(crate) struct Session {
     pub shared: Arc<Shared>,
     pub ctl: Control,
+    /// The client's address: the TCP peer's, or the one a trusted proxy's
+    /// PROXY header named.
     pub peer: SocketAddr,
+    /// This node's end of the control connection (not the balancer's).
     pub local: SocketAddr,
+    /// Set when the connection came through a PROXY-protocol proxy.
+    pub proxied: Option<Proxied>,
     pub login: Login,
     pub user: Option<User>,
     pub storage: Option<Arc<dyn Storage>>,
@@ -261,6 +267,7 @@ impl Session {
         peer: SocketAddr,
         local: SocketAddr,
         implicit_tls: bool,
+        proxied: Option<Proxied>,
     ) -> Session {
         let max_line = shared.config.max_line_length;
         let shutting_down = shared.shutting_down.clone();
@@ -276,6 +283,7 @@ impl Session {
             },
             peer,
             local,
+            proxied,
             login: Login::AwaitingUser,
             user: None,
             storage: None,

@@ -11,6 +11,7 @@ mod ftps;
 mod ftps_suppaftp;
 mod ftps_users;
 mod ipv6;
+mod proxy_protocol;
 mod replies_data;
 mod replies_files;
 mod replies_limits;

@@ -138,9 +138,32 @@ impl Session {
             }
             _ => {}
         }
+        if !self.epsv_reaches_this_node() {
+            self.reply(
+                ReplyCode::CantOpenDataConnection,
+                "EPSV cannot name this node's address through the proxy; use PASV",
+            )
+            .await;
+            return;
+        }
         let Some(local) = self.open_passive().await else { return };
         self.reply(ReplyCode::EnteringExtendedPassiveMode, addr::format_epsv(local.port()))
             .await;
+    }
+
+    /// EPSV's reply has only a port: the client connects to the address it
+    /// reached the control connection at. Through a load balancer that is
+    /// the balancer's, which only works when it is also where this node's
+    /// passive ports are announced (both on one host, or the balancer
+    /// forwarding this node's port range). Otherwise the client would wait
+    /// on a connection that goes nowhere; refused, clients fall back to
+    /// PASV, which names the node.
+    fn epsv_reaches_this_node(&self) -> bool {
+        let Some(destination) = self.proxied.and_then(|p| p.destination) else {
+            return true;
+        };
+        let announced = self.shared.config.passive_address.unwrap_or(self.local.ip());
+        same_host(destination.ip(), announced)
     }
 
     pub(super) async fn cmd_lpsv(&mut self) {

@@ -108,6 +108,9 @@ impl Session {
             format!(" Connected to {}", self.local.ip()),
             format!(" Connected from {}", self.peer.ip()),
         ];
+        if let Some(p) = &self.proxied {
+            lines.push(format!(" Through proxy {}", p.proxy.ip()));
+        }
         lines.push(match (&self.login, &self.user) {
             (Login::LoggedIn, Some(u)) => format!(" Logged in as {}", u.name),
             _ => " Not logged in".to_string(),
