@@ -11,23 +11,11 @@ use std::time::Duration;
 
 use ftp_storage::{Backend, EntryKind, ErrorKind, FtpPath, Storage, WriteMode};
 use ftp_storage_s3::{S3Backend, S3Options, MIN_PART_SIZE};
-use garage::Garage;
+use garage::{unique, Garage};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
 use tokio::io::AsyncReadExt;
-
-fn unique() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    format!("{:016x}", h.finish())
-}
 
 fn options(g: &Garage, prefix: &str) -> S3Options {
     S3Options {

@@ -11,15 +11,15 @@ use crate::common::{self, TestServer};
 
 /// One finished curl run: whether it succeeded, what it wrote to stdout,
 /// and its stderr (the `-v` trace and any error line).
-struct Curl {
-    ok: bool,
-    body: Vec<u8>,
-    trace: String,
+pub(crate) struct Curl {
+    pub ok: bool,
+    pub body: Vec<u8>,
+    pub trace: String,
 }
 
 /// Runs curl with a clean configuration (`-q` skips ~/.curlrc), no proxy,
 /// and deadlines on both curl and the process.
-fn curl(args: &[&str]) -> Curl {
+pub(crate) fn curl(args: &[&str]) -> Curl {
     let mut cmd = Command::new("curl");
     cmd.args([
         "-q",
@@ -39,24 +39,24 @@ fn curl(args: &[&str]) -> Curl {
 
 impl Curl {
     #[track_caller]
-    fn assert_ok(&self) {
+    pub fn assert_ok(&self) {
         assert!(self.ok, "curl failed; trace:\n{}", self.trace);
     }
 
     /// The commands curl sent, in order (`> ` lines of the trace).
-    fn sent(&self) -> Vec<&str> {
+    pub fn sent(&self) -> Vec<&str> {
         self.trace.lines().filter_map(|l| l.strip_prefix("> ")).collect()
     }
 
     /// True when curl sent a command starting with `prefix`.
-    fn sent_any(&self, prefix: &str) -> bool {
+    pub fn sent_any(&self, prefix: &str) -> bool {
         self.sent().iter().any(|c| c.starts_with(prefix))
     }
 
     /// Asserts that curl sent these commands in this order (others may come
     /// between them): each entry matches a sent line by prefix.
     #[track_caller]
-    fn assert_sent_in_order(&self, expected: &[&str]) {
+    pub fn assert_sent_in_order(&self, expected: &[&str]) {
         let sent = self.sent();
         let mut rest = sent.iter();
         for want in expected {
@@ -83,7 +83,7 @@ impl Curl {
 
     /// The reply codes that answered the first command starting with
     /// `prefix` (final lines only, `NNN text`).
-    fn replies_to(&self, prefix: &str) -> Vec<u16> {
+    pub fn replies_to(&self, prefix: &str) -> Vec<u16> {
         self.answer_to(prefix)
             .filter(|r| r.as_bytes().get(3) == Some(&b' '))
             .filter_map(|r| r.get(..3)?.parse().ok())
@@ -91,7 +91,7 @@ impl Curl {
     }
 
     #[track_caller]
-    fn assert_replies(&self, prefix: &str, expected: &[u16]) {
+    pub fn assert_replies(&self, prefix: &str, expected: &[u16]) {
         assert_eq!(
             self.replies_to(prefix),
             expected,
@@ -101,7 +101,7 @@ impl Curl {
     }
 
     /// The text (after the code) of the first reply to `prefix`.
-    fn reply_text(&self, prefix: &str) -> String {
+    pub fn reply_text(&self, prefix: &str) -> String {
         self.answer_to(prefix)
             .next()
             .and_then(|r| r.get(4..))
@@ -110,7 +110,7 @@ impl Curl {
     }
 
     /// curl's exit code, from its `curl: (N) ...` error line.
-    fn exit_code(&self) -> Option<u32> {
+    pub fn exit_code(&self) -> Option<u32> {
         let line = self.trace.lines().find(|l| l.starts_with("curl: ("))?;
         line["curl: (".len()..].split(')').next()?.parse().ok()
     }
@@ -118,7 +118,7 @@ impl Curl {
 
 /// The reply to a transfer command: 125 or 150, then 226.
 #[track_caller]
-fn assert_transfer_ok(run: &Curl, command: &str) {
+pub(crate) fn assert_transfer_ok(run: &Curl, command: &str) {
     let codes = run.replies_to(command);
     assert!(
         codes.len() == 2 && (codes[0] == 125 || codes[0] == 150) && codes[1] == 226,

@@ -31,7 +31,7 @@ def fetch(command, **kw):
 
 /// Runs `body` after [`PRELUDE`]; returns the script's stdout. A failed
 /// assertion in the script fails the test with the Python traceback.
-fn ftplib(server: &TestServer, local: &Path, body: &str) -> String {
+pub(crate) fn ftplib(server: &TestServer, local: &Path, body: &str) -> String {
     let script = format!("{PRELUDE}\n{body}\nprint('done')\n");
     let mut cmd = Command::new("python3");
     cmd.arg("-c").arg(script).arg(server.port().to_string()).arg(local);

@@ -12,16 +12,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::common::{self, TestServer};
 
 /// One finished lftp run: success, stdout, and stderr (the debug trace).
-struct Lftp {
-    ok: bool,
-    out: String,
-    trace: String,
+pub(crate) struct Lftp {
+    pub ok: bool,
+    pub out: String,
+    pub trace: String,
 }
 
 /// Runs `commands` in one `lftp -c` session logged in to `server`, with
 /// `local` as both HOME (no user rc files or history) and the local
 /// working directory.
-fn lftp(server: &TestServer, local: &Path, commands: &str) -> Lftp {
+pub(crate) fn lftp(server: &TestServer, local: &Path, commands: &str) -> Lftp {
     let script = format!(
         "set net:max-retries 1; set net:timeout 10; set net:reconnect-interval-base 1; \
          set ftp:passive-mode on; set ftp:ssl-allow no; set cmd:fail-exit yes; set xfer:clobber on; \
@@ -41,24 +41,24 @@ fn lftp(server: &TestServer, local: &Path, commands: &str) -> Lftp {
 
 impl Lftp {
     #[track_caller]
-    fn assert_ok(&self) {
+    pub fn assert_ok(&self) {
         assert!(self.ok, "lftp failed; stdout:\n{}\ntrace:\n{}", self.out, self.trace);
     }
 
     /// The commands lftp sent (`---> ` lines of the debug trace).
-    fn sent(&self) -> Vec<&str> {
+    pub fn sent(&self) -> Vec<&str> {
         self.trace
             .lines()
             .filter_map(|l| l.split_once("---> ").map(|(_, c)| c))
             .collect()
     }
 
-    fn count_sent(&self, prefix: &str) -> usize {
+    pub fn count_sent(&self, prefix: &str) -> usize {
         self.sent().iter().filter(|c| c.starts_with(prefix)).count()
     }
 
     #[track_caller]
-    fn assert_sent(&self, prefix: &str) {
+    pub fn assert_sent(&self, prefix: &str) {
         assert!(
             self.count_sent(prefix) > 0,
             "lftp never sent {prefix:?}; sent {:?}",
@@ -69,7 +69,7 @@ impl Lftp {
 
 /// Every entry under `root`: relative path -> file bytes, or `None` for a
 /// directory.
-fn tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+pub(crate) fn tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -90,7 +90,7 @@ fn tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
 /// Asserts two trees hold the same paths and the same bytes, naming the
 /// first difference rather than dumping megabytes.
 #[track_caller]
-fn assert_same_tree(got: &BTreeMap<String, Option<Vec<u8>>>, want: &BTreeMap<String, Option<Vec<u8>>>) {
+pub(crate) fn assert_same_tree(got: &BTreeMap<String, Option<Vec<u8>>>, want: &BTreeMap<String, Option<Vec<u8>>>) {
     let got_paths: Vec<&String> = got.keys().collect();
     let want_paths: Vec<&String> = want.keys().collect();
     assert_eq!(got_paths, want_paths, "tree paths differ");
@@ -110,7 +110,7 @@ fn assert_same_tree(got: &BTreeMap<String, Option<Vec<u8>>>, want: &BTreeMap<Str
 
 /// A tree with nesting, an empty file, an empty directory, a name with a
 /// space and a multi-block binary file.
-fn sample_tree(root: &Path) {
+pub(crate) fn sample_tree(root: &Path) {
     let files: [(&str, Vec<u8>); 7] = [
         ("top.txt", b"top level\n".to_vec()),
         ("empty.dat", Vec::new()),

@@ -20,6 +20,8 @@ mod replies_misc;
 mod replies_tls;
 mod replies_transfer;
 mod replies_util;
+mod s3_clients;
+mod s3_util;
 mod safety_confinement;
 mod safety_permissions;
 mod safety_space;

@@ -21,6 +21,20 @@ pub struct Garage {
     stop_on_drop: bool,
 }
 
+/// 16 hex digits no other test process picks: for key prefixes, so tests
+/// sharing a bucket never see each other's objects.
+pub fn unique() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    format!("{:016x}", h.finish())
+}
+
 pub fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/garage")
 }
