@@ -82,17 +82,23 @@ pub fn assert_closed_within(c: &mut RawClient, limit: Duration) {
 /// Two consecutive ports that are free on 127.0.0.1 right now, for a
 /// passive range of exactly two ports.
 pub fn free_port_pair() -> u16 {
+    free_ports_in_a_row(2)
+}
+
+/// The first of `n` consecutive ports (`n` >= 1) that are free on
+/// 127.0.0.1 right now.
+pub fn free_ports_in_a_row(n: u16) -> u16 {
     for _ in 0..100 {
         let a = TcpListener::bind("127.0.0.1:0").unwrap();
         let p = a.local_addr().unwrap().port();
-        if p < 1024 || p == u16::MAX {
+        if p < 1024 || p.checked_add(n - 1).is_none() {
             continue;
         }
-        if TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+        if (1..n).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
             return p;
         }
     }
-    panic!("no two consecutive free ports found");
+    panic!("no {n} consecutive free ports found");
 }
 
 /// Runs `f` and returns its result with the time it took.
