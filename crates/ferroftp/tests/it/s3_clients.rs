@@ -3,7 +3,7 @@
 //! above 5 MiB), downloads, REST resumes by ranged GET, LIST/NLST/MLSD,
 //! MKD/RMD (550 for a non-empty prefix), RNFR/RNTO of files, SIZE/MDTM,
 //! and the documented refusals: APPE and REST+STOR are 502 (the store
-//! cannot append). Then what only a store shows over FTP: an aborted
+//! cannot append), and so are MFMT, SITE CHMOD and renaming a directory. Then what only a store shows over FTP: an aborted
 //! upload leaves neither an object nor an unfinished multipart upload,
 //! and a store that stops answering is 450.
 
@@ -206,6 +206,18 @@ try:
     raise AssertionError("the old name is still there")
 except ftplib.error_perm as e:
     assert str(e).startswith("550"), e
+
+# What objects do not carry or cannot do atomically: 502.
+ftp.mkd("/sub")
+for command in ("MFMT 20200101000000 g.bin", "SITE CHMOD 600 g.bin", "RNFR /sub"):
+    try:
+        reply = ftp.sendcmd(command)
+        if command.startswith("RNFR"):
+            reply = ftp.sendcmd("RNTO /sub2")
+        raise AssertionError("%s accepted: %s" % (command, reply))
+    except ftplib.error_perm as e:
+        assert str(e).startswith("502"), (command, e)
+ftp.rmd("/sub")
 
 # RMD of a non-empty prefix is 550; empty, it goes.
 ftp.cwd("/")
