@@ -301,4 +301,11 @@ fn s3_aborted_upload_leaves_nothing_and_a_store_that_is_down_is_450() {
     assert!(took < Duration::from_secs(30), "{took:?}");
     // The session itself is fine.
     c.expect("NOOP", 200);
+    // A login needs the store too (the home is looked up): the password
+    // was right, so not 530 but 421, "try again later".
+    let mut late = server.client();
+    late.expect(&format!("USER {}", common::USER), 331);
+    let r = late.expect(&format!("PASS {}", common::PASS), 421);
+    assert!(r.text.contains("temporarily"), "{r:?}");
+    assert!(late.is_closed(), "421 closes the connection");
 }

@@ -106,6 +106,20 @@ impl Session {
         };
         let storage = match self.shared.backend.user_storage(&user.home).await {
             Ok(s) => s,
+            Err(e) if e.kind == ftp_storage::ErrorKind::TemporarilyUnavailable => {
+                // The password was right and the store may be back in a
+                // moment: 530 would tell the client the credentials are
+                // wrong. RFC 959 allows PASS no 4xx but 421, which closes.
+                tracing::warn!(user = %user.name, error = %e, "storage temporarily unavailable at login");
+                self.login = Login::AwaitingUser;
+                self.reply(
+                    ReplyCode::ServiceNotAvailable,
+                    "Storage temporarily unavailable; try again later",
+                )
+                .await;
+                self.close_requested = true;
+                return;
+            }
             Err(e) => {
                 tracing::error!(user = %user.name, error = %e, "home directory unavailable");
                 self.login = Login::AwaitingUser;
