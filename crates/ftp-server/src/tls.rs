@@ -159,7 +159,10 @@ fn build(source: &CertSource, client_certificates: bool) -> Result<(ServerConfig
         }
     };
     let fingerprint = fingerprint_of(certs[0].as_ref());
-    let crypto = Arc::new(provider::default_provider());
+    let crypto = Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: preferred_cipher_suites(),
+        ..provider::default_provider()
+    });
     let builder = ServerConfig::builder_with_provider(Arc::clone(&crypto))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(TlsError::Rustls)?;
@@ -169,6 +172,8 @@ fn build(source: &CertSource, client_certificates: bool) -> Result<(ServerConfig
         builder.with_no_client_auth()
     };
     let mut config = builder.with_single_cert(certs, key).map_err(TlsError::Rustls)?;
+    // The server's order wins (see `preferred_cipher_suites`).
+    config.ignore_client_order = true;
     // ALPACA defence: a client that offers ALPN must offer "ftp"; rustls
     // fails the handshake when the lists do not meet. Clients that offer no
     // ALPN at all (most FTP clients) are unaffected.
@@ -177,6 +182,25 @@ fn build(source: &CertSource, client_certificates: bool) -> Result<(ServerConfig
     // its own; send a few so parallel transfers (lftp pget) each have one.
     config.send_tls13_tickets = 4;
     Ok((config, fingerprint))
+}
+
+/// rustls's suites with AES-128-GCM first, as Mozilla's recommended
+/// server configurations order them. OpenSSL clients list AES-256-GCM
+/// first; AES-128 has 10 rounds to AES-256's 14, so a transfer costs both
+/// ends about a third less encryption for a margin no attack comes near.
+fn preferred_cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
+    use rustls::crypto::ring::cipher_suite as cs;
+    vec![
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ]
 }
 
 /// The SHA-256 fingerprint of a DER certificate, `AA:BB:...`.
