@@ -40,7 +40,10 @@ SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 
 ALL_SERVERS = ["ferroftp", "vsftpd", "proftpd", "pure-ftpd", "unftp"]
 PEERS = [s for s in ALL_SERVERS if s != "ferroftp"]
-ALL_WORKLOADS = ["retr", "stor", "small", "smallcli", "smallraw", "parallel", "list", "login", "idle"]
+# Rows only ferroftp has: a setting no peer offers (their cells show "-").
+FERROFTP_ONLY = {"storsync"}
+ALL_WORKLOADS = ["retr", "stor", "storsync", "tlsretr", "tlsstor", "small", "smallcli", "smallraw", "parallel", "list", "login",
+                 "idle"]
 
 # Size presets.  Every value can be overridden with FERROFTP_BENCH_<KEY>
 # (e.g. FERROFTP_BENCH_BIG_MIB=256).
@@ -431,13 +434,19 @@ class Ferroftp(ServerDef):
         return ver
 
     use_config = True
+    # Set by the driver before each start: "storsync" runs with
+    # bench/ferroftp-durable.toml (the default durability), every other
+    # workload with bench/ferroftp.toml.
+    workload = None
 
     def prepare(self, port):
         argv = [self.binary(), "serve"]
         if self.use_config:
-            argv += ["--config", os.path.join(self.ctx["bench"], "ferroftp.toml")]
+            name = "ferroftp-durable.toml" if self.workload == "storsync" else "ferroftp.toml"
+            argv += ["--config", os.path.join(self.ctx["bench"], name)]
         return argv + ["--listen", "%s:%d" % (HOST, port),
-                       "--root", self.ctx["data"], "--user", "bench:bench"], None
+                       "--root", self.ctx["data"], "--user", "bench:bench",
+                       "--tls-cert", self.ctx["tls_cert"], "--tls-key", self.ctx["tls_key"]], None
 
     def fallback(self, error):
         """A binary older or newer than bench/ferroftp.toml may reject it:
@@ -470,8 +479,13 @@ class Vsftpd(ServerDef):
         empty = os.path.join(ctx["run"], "vsftpd-empty")
         os.makedirs(empty, exist_ok=True)
         os.chmod(empty, 0o555)
+        # FTPS offered, not required; data connections must resume the
+        # control session (vsftpd's default, as ferroftp's).
+        tls = "\n".join(["ssl_enable=YES", "allow_anon_ssl=NO", "force_local_logins_ssl=NO",
+                         "force_local_data_ssl=NO", "require_ssl_reuse=YES",
+                         "rsa_cert_file=" + ctx["tls_cert"], "rsa_private_key_file=" + ctx["tls_key"]])
         subst = dict(PORT=port, ROOT=ctx["data"], PAM_SERVICE=ctx["pam_service"],
-                     EMPTY_DIR=empty, LOG_DIR=ctx["logs"], EXTRA="")
+                     EMPTY_DIR=empty, LOG_DIR=ctx["logs"], EXTRA=tls)
         with open(os.path.join(ctx["bench"], "vsftpd.conf.in")) as f:
             conf = render(f.read(), subst)
         path = os.path.join(ctx["run"], "vsftpd.conf")
@@ -525,8 +539,18 @@ class Proftpd(ServerDef):
 
     def prepare(self, port):
         ctx = self.ctx
+        tls = ""
+        modules = os.path.join(ctx["cache"], "root", "usr", "lib", "proftpd")
+        if os.path.exists(os.path.join(modules, "mod_tls.so")):
+            # mod_tls from proftpd-mod-crypto; FTPS offered, not required;
+            # data sessions must resume (ProFTPD's default).
+            tls = "\n".join(["ModulePath " + modules, "LoadModule mod_tls.c", "TLSEngine on",
+                             "TLSProtocol TLSv1.2 TLSv1.3", "TLSRequired off",
+                             "TLSRSACertificateFile " + ctx["tls_cert"],
+                             "TLSRSACertificateKeyFile " + ctx["tls_key"],
+                             "TLSLog " + os.path.join(ctx["logs"], "proftpd-tls.log")])
         subst = dict(PORT=port, ROOT=ctx["data"], PAM_SERVICE=ctx["pam_service"],
-                     RUN_DIR=ctx["run"], LOG_DIR=ctx["logs"], EXTRA="")
+                     RUN_DIR=ctx["run"], LOG_DIR=ctx["logs"], EXTRA=tls)
         with open(os.path.join(ctx["bench"], "proftpd.conf.in")) as f:
             conf = render(f.read(), subst)
         path = os.path.join(ctx["run"], "proftpd.conf")
@@ -578,6 +602,8 @@ class PureFtpd(ServerDef):
             raise BenchError("pure-pw mkdb failed: %s" % p.stdout.decode(errors="replace")[:200])
         flags = read_flags(os.path.join(ctx["bench"], "pure-ftpd.flags"),
                            dict(PORT=port, RUN_DIR=ctx["run"]))
+        # FTPS offered, not required.
+        flags += ["--tls", "1", "--certfile", "%s,%s" % (ctx["tls_cert"], ctx["tls_key"])]
         return [self.binary()] + flags, _peer_lib_env(ctx)
 
 
@@ -604,6 +630,7 @@ class Unftp(ServerDef):
         flags = read_flags(os.path.join(ctx["bench"], "unftp.flags"),
                            dict(PORT=port, HTTP_PORT=free_port(), ROOT=ctx["data"],
                                 RUN_DIR=ctx["run"]))
+        flags += ["--ftps-certs-file=" + ctx["tls_cert"], "--ftps-key-file=" + ctx["tls_key"]]
         return [self.binary()] + flags, None
 
 
@@ -816,6 +843,38 @@ def list_name(i):
 # workloads.  Each returns (value, note or None) or raises BenchError.
 
 
+def make_tls_certificate(run_dir):
+    """One self-signed RSA-2048 certificate for every server's FTPS, made
+    for the run (readable by the servers' unprivileged processes)."""
+    cert = os.path.join(run_dir, "tls-cert.pem")
+    key = os.path.join(run_dir, "tls-key.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+                        "/CN=localhost", "-days", "7", "-keyout", key, "-out", cert],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if p.returncode != 0:
+        raise SystemExit("openssl req failed: %s" % p.stdout.decode(errors="replace")[:300])
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o644)
+    return cert, key
+
+
+def aes_gcm_limit():
+    """`openssl speed` of AES-128-GCM and AES-256-GCM, one core, 16 KiB
+    blocks (a TLS record)."""
+    found = []
+    for cipher in ("aes-128-gcm", "aes-256-gcm"):
+        try:
+            out = subprocess.run(["openssl", "speed", "-seconds", "2", "-bytes", "16384", "-evp", cipher],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60).stdout.decode()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        for line in out.splitlines():
+            if line.lower().startswith(cipher):
+                kbs = float(line.split()[-1].rstrip("k"))
+                found.append("%s %.0f MiB/s" % (cipher.upper(), kbs * 1000 / MIB))
+    return ", ".join(found) + " (openssl speed, 16 KiB blocks)" if found else "unknown (openssl speed failed)"
+
+
 def w_retr(srv, cfg, ctx):
     size = cfg["big_mib"] * MIB
     buf = bytearray(SOCKBUF)
@@ -875,6 +934,63 @@ def w_stor(srv, cfg, ctx):
         if got != size:
             raise BenchError("STOR stored %d bytes, expected %d" % (got, size))
         rates.append(size / MIB / dt)
+    return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
+
+
+def tls_client(ctx):
+    """The FTPS client: crates/ftp-bench-client, built by scripts/bench
+    (Python's ssl returns one 16 KiB record per call and would be the
+    bottleneck)."""
+    path = os.path.join(ctx["repo"], "target", "release", "ftpbench-client")
+    if not os.path.exists(path):
+        raise BenchError("%s missing: cargo build --release -p ftp-bench-client" % path)
+    return path
+
+
+def run_tls_client(ctx, srv, verb, path, size, timeout):
+    argv = [tls_client(ctx), verb, str(srv.port), srv.sdef.user, srv.sdef.password, path, str(size)]
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError("FTPS %s timed out" % verb.upper())
+    if p.returncode != 0:
+        raise BenchError(p.stderr.decode(errors="replace").strip()[:200])
+    fields = p.stdout.decode().split()
+    if len(fields) != 4 or fields[0] != "MIBPS":
+        raise BenchError("unexpected client output %r" % p.stdout[:120])
+    return float(fields[1]), "%s %s" % (fields[2], fields[3])
+
+
+def w_tlsretr(srv, cfg, ctx):
+    """RETR of the big file over explicit FTPS: AUTH TLS, PBSZ 0, PROT P,
+    the data connection resuming the control connection's TLS session."""
+    size = cfg["big_mib"] * MIB
+    rates, suite = [], "?"
+    for _ in range(cfg["retr_runs"]):
+        rate, suite = run_tls_client(ctx, srv, "retr", big_name(cfg), size, 60 + size / (10 * MIB))
+        rates.append(rate)
+    return statistics.median(rates), "%s; runs %s" % (suite, ", ".join("%.0f" % r for r in rates))
+
+
+def w_tlsstor(srv, cfg, ctx):
+    """STOR over explicit FTPS, as w_stor, with PROT P and a resumed data
+    session; the stored size is checked."""
+    size = cfg["stor_mib"] * MIB
+    rates = []
+    for i in range(cfg["stor_runs"]):
+        name = "upload/tlsstor-%s-%d.bin" % (srv.sdef.name, i)
+        local = os.path.join(ctx["data"], name)
+        try:
+            rate, _ = run_tls_client(ctx, srv, "stor", name, size, 60 + size / (10 * MIB))
+            got = os.path.getsize(local) if os.path.exists(local) else -1
+        finally:
+            try:
+                os.remove(local)
+            except OSError:
+                pass
+        if got != size:
+            raise BenchError("FTPS STOR stored %d bytes, expected %d" % (got, size))
+        rates.append(rate)
     return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
 
 
@@ -1279,7 +1395,8 @@ def w_idle(srv, cfg, ctx):
         "%d server processes with %d sessions" % (nproc, n)
 
 
-WORKLOAD_FUNCS = {"retr": w_retr, "stor": w_stor, "small": w_small, "smallcli": w_smallcli,
+WORKLOAD_FUNCS = {"retr": w_retr, "stor": w_stor, "storsync": w_stor, "tlsretr": w_tlsretr, "tlsstor": w_tlsstor,
+                  "small": w_small, "smallcli": w_smallcli,
                   "smallraw": w_smallraw,
                   "parallel": w_parallel, "list": w_list, "login": w_login,
                   "idle": w_idle}
@@ -1293,6 +1410,12 @@ def row_defs(cfg):
         ("retr", "retr", "RETR %s, 1 client, 4 MiB socket buffers (median of %d)"
          % (size(cfg["big_mib"]), cfg["retr_runs"]), "MiB/s", True, 0),
         ("stor", "stor", "STOR %s (median of %d)" % (size(cfg["stor_mib"]), cfg["stor_runs"]),
+         "MiB/s", True, 0),
+        ("storsync", "storsync", "STOR %s, ferroftp's default durability: fsync before 226 (no peer offers it)"
+         % size(cfg["stor_mib"]), "MiB/s", True, 0),
+        ("tlsretr", "tlsretr", "FTPS RETR %s (AUTH TLS, PROT P, resumed data session; median of %d)"
+         % (size(cfg["big_mib"]), cfg["retr_runs"]), "MiB/s", True, 0),
+        ("tlsstor", "tlsstor", "FTPS STOR %s (median of %d)" % (size(cfg["stor_mib"]), cfg["stor_runs"]),
          "MiB/s", True, 0),
         ("small", "small", "%d files of %d KiB, curl (libcurl 8), one control connection (median of %d)"
          % (cfg["small_files"], cfg["small_bytes"] // 1024, cfg["small_runs"]), "files/s", True, 0),
@@ -1402,7 +1525,6 @@ def main():
     ap.add_argument("--only", default=",".join(ALL_SERVERS))
     ap.add_argument("--workloads", default=",".join(ALL_WORKLOADS))
     ap.add_argument("--size", choices=sorted(PRESETS), default="full")
-    ap.add_argument("--tls", action="store_true")
     ap.add_argument("--strict", action="store_true",
                     help="exit 1 when a ferroftp cell failed (for CI)")
     ap.add_argument("--out", default=None, help="markdown output file")
@@ -1438,6 +1560,7 @@ def main():
     for d in (ctx["run"], ctx["logs"]):
         os.makedirs(d, exist_ok=True)
     os.chmod(ctx["run"], 0o755)
+    ctx["tls_cert"], ctx["tls_key"] = make_tls_certificate(ctx["run"])
     with open(_pids_file(ctx), "w"):
         pass
 
@@ -1481,7 +1604,10 @@ def main():
         for wl in workloads:
             log("== workload %s" % wl)
             for s in servers:
+                if wl in FERROFTP_ONLY and s != "ferroftp":
+                    continue
                 sdef = sdefs[s]
+                sdef.workload = wl
                 reason = unavailable[s] or start_failed.get(s)
                 if reason:
                     results[(s, wl)] = dict(ok=False, note=reason)
@@ -1539,8 +1665,6 @@ def main():
     for (s, wl), r in sorted(results.items(), key=lambda kv: (ALL_WORKLOADS.index(kv[0][1]), ALL_SERVERS.index(kv[0][0]))):
         if r.get("note"):
             notes.append("%s / %s: %s%s" % (wl, s, "" if r["ok"] else "fail: ", r["note"]))
-    if args.tls:
-        log("\nFTPS rows: not yet (placeholder, nothing measured)")
     for n in notes:
         log("  note: " + n)
 
@@ -1577,8 +1701,12 @@ def main():
               "(forking servers count every session process, shared pages included); "
               "the PSS row splits shared pages between processes.")
     md.append("")
-    md.append("FTPS rows: not yet measured.")
-    md.append("")
+    if {"tlsretr", "tlsstor"} & set(workloads):
+        md.append("FTPS rows: every server offers explicit TLS with the same self-signed RSA-2048 "
+                  "certificate made for the run; the client is crates/ftp-bench-client (rustls, 4 MiB "
+                  "reads and writes), whose own CPU use stays well under one core. "
+                  "The machine's single-core AES-GCM limit, for scale: %s." % aes_gcm_limit())
+        md.append("")
     md.append("Setup: every server serves the same data directory on a loopback port picked at "
               "run time and is restarted for each workload. Logins: vsftpd and ProFTPD check the "
               "system account `%s` (password `bench`) through PAM (pam_unix, SHA-512 crypt); "
