@@ -237,3 +237,46 @@ fn epsv_through_a_proxy_at_another_address_425_pasv_names_the_node() {
     assert!(data.text.contains("|||"), "{data:?}");
     assert!(reply_within(&mut c, Duration::from_millis(100)).is_none());
 }
+
+/// Implicit FTPS behind the header: the TLS ClientHello right after it
+/// (in the same segment, as often as not) reaches the handshake intact.
+#[test]
+fn implicit_ftps_after_the_header() {
+    let server = TestServer::start_with_config(
+        "[server]\nproxy_protocol = true\ntrusted_proxies = [\"127.0.0.1\"]\n",
+        &["--tls-self-signed", "--implicit-tls-listen", "127.0.0.1:0"],
+    );
+    let implicit = server.implicit_addr.expect("an implicit FTPS listener");
+    let header = encode_v2(&for_client(CLIENT_A, 40000, implicit));
+    let hex: String = header.iter().map(|b| format!("{b:02x}")).collect();
+    let script = r#"
+import socket, ssl, sys
+port, header = int(sys.argv[1]), bytes.fromhex(sys.argv[2])
+raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+raw.sendall(header)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+tls = ctx.wrap_socket(raw)
+f = tls.makefile("rwb")
+def reply():
+    lines = [f.readline().decode()]
+    if lines[0][3:4] == "-":
+        while not lines[-1].startswith(lines[0][:3] + " "):
+            lines.append(f.readline().decode())
+    return "".join(lines)
+def cmd(line):
+    f.write((line + "\r\n").encode()); f.flush()
+    return reply()
+assert reply().startswith("220")
+assert cmd("USER user").startswith("331")
+assert cmd("PASS 12345").startswith("230")
+stat = cmd("STAT")
+assert "Connected from 127.0.0.2" in stat, stat
+print("done")
+"#;
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg("-c").arg(script).arg(implicit.port().to_string()).arg(hex);
+    let (ok, out, err) = crate::common::run(&mut cmd, Duration::from_secs(30));
+    assert!(ok && String::from_utf8_lossy(&out).contains("done"), "{err}");
+}
