@@ -41,9 +41,11 @@ SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 ALL_SERVERS = ["ferroftp", "vsftpd", "proftpd", "pure-ftpd", "unftp"]
 PEERS = [s for s in ALL_SERVERS if s != "ferroftp"]
 # Rows only ferroftp has: a setting no peer offers (their cells show "-").
-FERROFTP_ONLY = {"storsync"}
+FERROFTP_ONLY = {"storsync", "s3retr", "s3stor", "s3list"}
+# Rows on the S3 backend, against a Garage node the driver starts.
+S3_WORKLOADS = {"s3retr", "s3stor", "s3list"}
 ALL_WORKLOADS = ["retr", "stor", "storsync", "tlsretr", "tlsstor", "small", "smallcli", "smallraw", "parallel", "list", "login",
-                 "idle"]
+                 "idle", "s3retr", "s3stor", "s3list"]
 
 # Size presets.  Every value can be overridden with FERROFTP_BENCH_<KEY>
 # (e.g. FERROFTP_BENCH_BIG_MIB=256).
@@ -51,15 +53,15 @@ PRESETS = {
     "full": dict(big_mib=1024, retr_runs=3, stor_mib=512, stor_runs=3,
                  small_files=300, small_bytes=4096, small_runs=3, par_clients=32, par_mib=64,
                  list_entries=50000, login_workers=8, login_seconds=5.0,
-                 idle_sessions=500),
+                 idle_sessions=500, s3_mib=256, s3_list_entries=2000),
     "medium": dict(big_mib=256, retr_runs=3, stor_mib=128, stor_runs=3,
                    small_files=300, small_bytes=4096, small_runs=3, par_clients=32, par_mib=16,
                    list_entries=50000, login_workers=8, login_seconds=5.0,
-                   idle_sessions=500),
+                   idle_sessions=500, s3_mib=64, s3_list_entries=1000),
     "tiny": dict(big_mib=1, retr_runs=3, stor_mib=1, stor_runs=3,
                  small_files=10, small_bytes=4096, small_runs=3, par_clients=2, par_mib=1,
                  list_entries=500, login_workers=2, login_seconds=1.0,
-                 idle_sessions=20),
+                 idle_sessions=20, s3_mib=1, s3_list_entries=20),
 }
 
 
@@ -444,9 +446,15 @@ class Ferroftp(ServerDef):
         if self.use_config:
             name = "ferroftp-durable.toml" if self.workload == "storsync" else "ferroftp.toml"
             argv += ["--config", os.path.join(self.ctx["bench"], name)]
-        return argv + ["--listen", "%s:%d" % (HOST, port),
-                       "--root", self.ctx["data"], "--user", "bench:bench",
-                       "--tls-cert", self.ctx["tls_cert"], "--tls-key", self.ctx["tls_key"]], None
+        argv += ["--listen", "%s:%d" % (HOST, port), "--user", "bench:bench",
+                 "--tls-cert", self.ctx["tls_cert"], "--tls-key", self.ctx["tls_key"]]
+        if self.workload in S3_WORKLOADS:
+            g = garage(self.ctx)
+            env = dict(os.environ, AWS_ACCESS_KEY_ID=g["AWS_ACCESS_KEY_ID"],
+                       AWS_SECRET_ACCESS_KEY=g["AWS_SECRET_ACCESS_KEY"])
+            return argv + ["--storage", "s3", "--s3-endpoint", g["S3_ENDPOINT"],
+                           "--s3-bucket", g["S3_BUCKET"], "--s3-region", g["S3_REGION"]], env
+        return argv + ["--root", self.ctx["data"]], None
 
     def fallback(self, error):
         """A binary older or newer than bench/ferroftp.toml may reject it:
@@ -994,6 +1002,140 @@ def w_tlsstor(srv, cfg, ctx):
     return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
 
 
+def garage(ctx):
+    """A single-node Garage (scripts/garage, built with cargo once), started
+    on first use and stopped when the run ends."""
+    if "garage" not in ctx:
+        script = os.path.join(ctx["repo"], "scripts", "garage")
+        p = subprocess.run([script, "start", "--nodes", "1", "--watch-pid", str(os.getpid())],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=3600)
+        if p.returncode != 0:
+            raise BenchError("scripts/garage start failed: %s" % p.stderr.decode(errors="replace")[-200:])
+        env = {}
+        for line in p.stdout.decode().splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                env[k.strip()] = v.strip().strip("'")
+        ctx["garage"] = env
+    return ctx["garage"]
+
+
+def stop_garage(ctx):
+    g = ctx.pop("garage", None)
+    if g and g.get("GARAGE_DIR"):
+        subprocess.run([os.path.join(ctx["repo"], "scripts", "garage"), "stop", g["GARAGE_DIR"]],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+
+
+def s3_upload(ctl, name, size, block):
+    """STOR `size` bytes as `name` over a logged-in connection (setup)."""
+    ctl.cmd("TYPE I", (200,))
+    ds = data_socket(ctl.pasv(), 30, rcv=False)
+    try:
+        ctl.cmd("STOR " + name, (125, 150))
+        left = size
+        while left > 0:
+            n = min(left, len(block))
+            ds.sendall(block[:n])
+            left -= n
+        ds.shutdown(socket.SHUT_WR)
+    finally:
+        ds.close()
+    code, line = ctl.resp()
+    if code not in (226, 250):
+        raise BenchError("STOR %s: %s" % (name, line[:120]))
+
+
+def s3_size(ctl, name):
+    ctl.send("SIZE " + name)
+    code, line = ctl.resp()
+    return int(line.split()[1]) if code == 213 else -1
+
+
+def w_s3retr(srv, cfg, ctx):
+    """RETR from the S3 backend (ranged GETs streamed from Garage); the
+    object is uploaded through ferroftp first, untimed."""
+    size = cfg["s3_mib"] * MIB
+    name = "s3-big-%dM.bin" % cfg["s3_mib"]
+    ctl = Ctl(srv.port)
+    try:
+        ctl.login(srv.sdef.user, srv.sdef.password)
+        ctl.cmd("TYPE I", (200,))
+        if s3_size(ctl, name) != size:
+            s3_upload(ctl, name, size, memoryview(os.urandom(SOCKBUF)))
+    finally:
+        ctl.quit()
+    buf = bytearray(SOCKBUF)
+    rates = []
+    for _ in range(cfg["retr_runs"]):
+        ctl = Ctl(srv.port)
+        try:
+            ctl.login(srv.sdef.user, srv.sdef.password)
+            t0 = time.monotonic()
+            retr_into(ctl, name, size, time.monotonic() + 60 + size / (5 * MIB), buf)
+            dt = time.monotonic() - t0
+        finally:
+            ctl.quit()
+        rates.append(size / MIB / dt)
+    return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
+
+
+def w_s3stor(srv, cfg, ctx):
+    """STOR to the S3 backend (multipart upload to Garage, completed before
+    226); the stored size is checked with SIZE."""
+    size = cfg["s3_mib"] * MIB
+    block = memoryview(os.urandom(SOCKBUF))
+    rates = []
+    for i in range(cfg["stor_runs"]):
+        name = "s3-stor-%d.bin" % i
+        ctl = Ctl(srv.port)
+        try:
+            ctl.login(srv.sdef.user, srv.sdef.password)
+            t0 = time.monotonic()
+            s3_upload(ctl, name, size, block)
+            dt = time.monotonic() - t0
+            got = s3_size(ctl, name)
+            ctl.send("DELE " + name)
+            ctl.resp()
+        finally:
+            ctl.quit()
+        if got != size:
+            raise BenchError("S3 STOR stored %d bytes, expected %d" % (got, size))
+        rates.append(size / MIB / dt)
+    return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
+
+
+def w_s3list(srv, cfg, ctx):
+    """LIST of a prefix with s3_list_entries objects (listed page by page
+    from Garage); the objects are made through ferroftp first, untimed."""
+    n = cfg["s3_list_entries"]
+    ldir = "s3-list-%d" % n
+    ctl = Ctl(srv.port)
+    try:
+        ctl.login(srv.sdef.user, srv.sdef.password)
+        ctl.send("MKD " + ldir)
+        ctl.resp()
+        ctl.cmd("TYPE I", (200,))
+        ds = data_socket(ctl.pasv(), 30)
+        ctl.cmd("NLST " + ldir, (125, 150))
+        have = b""
+        while True:
+            chunk = ds.recv(1 << 16)
+            if not chunk:
+                break
+            have += chunk
+        ds.close()
+        ctl.resp()
+        present = set(os.path.basename(x) for x in have.decode("latin-1").split())
+        empty = memoryview(b"")
+        for i in range(n):
+            if list_name(i) not in present:
+                s3_upload(ctl, "%s/%s" % (ldir, list_name(i)), 0, empty)
+    finally:
+        ctl.quit()
+    return w_list(srv, cfg, ctx, directory=ldir, entries=n)
+
+
 def curl_base(srv, timeout):
     return ["curl", "-q", "--silent", "--show-error", "--max-time", "%d" % timeout,
             "--user", "%s:%s" % (srv.sdef.user, srv.sdef.password)]
@@ -1187,14 +1329,15 @@ def w_parallel(srv, cfg, ctx):
     return nclients * size / MIB / dt, None
 
 
-def w_list(srv, cfg, ctx):
+def w_list(srv, cfg, ctx, directory=None, entries=None):
     if not shutil.which("curl"):
         raise BenchError("curl not found")
-    n = cfg["list_entries"]
+    n = entries if entries is not None else cfg["list_entries"]
+    directory = directory or list_dir(cfg)
     out = os.path.join(ctx["run"], "list-%s.txt" % srv.sdef.name)
     timeout = 120
     argv = curl_base(srv, timeout) + ["--output", out,
-                                      "ftp://%s:%d/%s/" % (HOST, srv.port, list_dir(cfg))]
+                                      "ftp://%s:%d/%s/" % (HOST, srv.port, directory)]
     # One login first, for every server alike: the row is about the
     # listing, and a server that caches verified credentials (ferroftp,
     # whose argon2 check takes 19 MiB for a moment) then answers curl's
@@ -1408,7 +1551,7 @@ WORKLOAD_FUNCS = {"retr": w_retr, "stor": w_stor, "storsync": w_stor, "tlsretr":
                   "small": w_small, "smallcli": w_smallcli,
                   "smallraw": w_smallraw,
                   "parallel": w_parallel, "list": w_list, "login": w_login,
-                  "idle": w_idle}
+                  "idle": w_idle, "s3retr": w_s3retr, "s3stor": w_s3stor, "s3list": w_s3list}
 
 
 def row_defs(cfg):
@@ -1444,13 +1587,21 @@ def row_defs(cfg):
          "KiB", False, 0),
         ("idle_pss", "idle", "%d idle logged-in sessions: PSS per session" % cfg["idle_sessions"],
          "KiB", False, 0),
+        ("s3retr", "s3retr", "S3 backend (Garage, 1 node): RETR %s (median of %d)"
+         % (size(cfg["s3_mib"]), cfg["retr_runs"]), "MiB/s", True, 0),
+        ("s3stor", "s3stor", "S3 backend: STOR %s, multipart (median of %d)"
+         % (size(cfg["s3_mib"]), cfg["stor_runs"]), "MiB/s", True, 0),
+        ("s3list_s", "s3list", "S3 backend: LIST of %s objects, curl" % format(cfg["s3_list_entries"], ","),
+         "s", False, 3),
+        ("s3list_mem", "s3list", "S3 backend: LIST of %s objects: server peak RSS"
+         % format(cfg["s3_list_entries"], ","), "MiB", False, 1),
     ]
 
 
 def split_value(key, value):
-    if key == "list_s":
+    if key in ("list_s", "s3list_s"):
         return value[0]
-    if key == "list_mem":
+    if key in ("list_mem", "s3list_mem"):
         return value[1]
     if key == "idle_rss":
         return value[0]
@@ -1666,6 +1817,8 @@ def main():
     except (KeyboardInterrupt, Terminated):
         interrupted = True
         log("!! interrupted: servers stopped, writing partial results")
+    finally:
+        stop_garage(ctx)
 
     # ---- report
     header, rows = build_table(cfg, servers, workloads, results)
