@@ -21,6 +21,7 @@ mod replies_tls;
 mod replies_transfer;
 mod replies_util;
 mod s3_clients;
+mod s3_large_listing;
 mod s3_scaleout;
 mod s3_util;
 mod safety_confinement;
