@@ -28,7 +28,6 @@ use ftp_storage::{Backend, Storage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 
 use crate::bans::BanTable;
 use crate::config::ServerConfig;
@@ -96,10 +95,39 @@ pub(crate) struct RunningTransfer {
     pub path: String,
     pub progress: Arc<AtomicU64>,
     pub cancel: Option<oneshot::Sender<()>>,
-    pub done: JoinHandle<TransferOutcome>,
+    /// The transfer itself, polled by the session's own loop beside the
+    /// control connection rather than spawned: a spawned task wakes
+    /// another worker thread to steal it, and that hand-off (futex wakes,
+    /// context switches) cost more than the rest of a small download.
+    /// Dropping it cancels the transfer; the session drives it to its end
+    /// first (`cancel_transfer`), so an upload is aborted or kept cleanly.
+    pub done: Exclusive<TransferFuture>,
     /// Replies the transfer asks the control connection to send while it
     /// runs (110 restart marks).
     pub marks: mpsc::Receiver<Reply>,
+}
+
+pub(crate) type TransferFuture = std::pin::Pin<Box<dyn std::future::Future<Output = TransferOutcome> + Send>>;
+
+/// A value only ever reached through `&mut` (the `Exclusive` pattern of
+/// the standard library, not yet stable): a shared `&Exclusive<T>` gives
+/// access to nothing, so it is `Sync` whenever `T` is `Send`. The session
+/// is borrowed shared across awaits (so must be `Sync`) and holds the
+/// transfer future, which is only `Send`.
+pub(crate) struct Exclusive<T>(T);
+
+// SAFETY: no method takes `&self`; the inner value is reachable only
+// through `&mut self`, so no two threads can ever touch it at once.
+unsafe impl<T: Send> Sync for Exclusive<T> {}
+
+impl<T> Exclusive<T> {
+    pub fn new(value: T) -> Self {
+        Exclusive(value)
+    }
+
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
 }
 
 pub(crate) enum TransferEvent {
@@ -112,10 +140,7 @@ impl RunningTransfer {
         tokio::select! {
             biased;
             Some(mark) = self.marks.recv() => TransferEvent::Mark(mark),
-            outcome = &mut self.done => TransferEvent::Done(outcome.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "transfer task failed");
-                TransferOutcome::failed(Reply::new(ReplyCode::LocalError, "Local error in processing"))
-            })),
+            outcome = self.done.get_mut() => TransferEvent::Done(outcome),
         }
     }
 

@@ -356,7 +356,13 @@ async fn send_file(
     let result: Result<(), Stop> = async {
         if let (true, Some(fd), Some(tcp)) = (encoder.is_identity(), source.sendfile_fd(), stream.as_plain()) {
             let mut pos = offset;
+            // The size at open: a download is that snapshot, and knowing it
+            // saves the last sendfile call that would only say "end".
+            let end = source.size();
             loop {
+                if end.is_some_and(|end| pos >= end) {
+                    return Ok(());
+                }
                 let n = guarded(&mut ctx.cancel, stall, net::sendfile(tcp, fd, &mut pos, 1 << 20)).await?;
                 if n == 0 {
                     return Ok(());

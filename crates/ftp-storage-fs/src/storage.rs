@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::list::{facts, DirReader, FsDirStream};
 use crate::upload::{create_temp, Aside, FsUpload, InPlace, Placement};
-use crate::{blocking, busy, names, sys, FsOptions};
+use crate::{busy, metadata, names, sys, FsOptions};
 
 /// A user's storage: every path is resolved beneath `root` (see the crate
 /// documentation for how).
@@ -85,7 +85,7 @@ impl FsStorage {
     {
         let (parent, name) = names::split(path)?;
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        metadata(inner.options.inline_metadata, move || {
             let dir = inner.open_dir(&parent)?;
             Ok(op(dir.as_fd(), &name, &inner)?)
         })
@@ -100,7 +100,7 @@ impl FsStorage {
     {
         let rel = names::relative(path)?;
         let inner = Arc::clone(&self.inner);
-        blocking(move || op(&inner, &rel)).await
+        metadata(inner.options.inline_metadata, move || op(&inner, &rel)).await
     }
 }
 
@@ -204,6 +204,7 @@ fn open_in_place(inner: &Inner, path: &FtpPath, resume_at: Option<u64>) -> Resul
 /// A file opened for download.
 struct FsFileRead {
     file: tokio::fs::File,
+    size: u64,
 }
 
 impl AsyncRead for FsFileRead {
@@ -217,6 +218,10 @@ impl FileRead for FsFileRead {
     /// nothing was read through `AsyncRead`, which moves it).
     fn sendfile_fd(&self) -> Option<RawFd> {
         Some(self.file.as_raw_fd())
+    }
+
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
     }
 }
 
@@ -266,19 +271,23 @@ impl Storage for FsStorage {
                     return Err(invalid_offset(offset, st.size));
                 }
                 let mut file = File::from(fd);
-                file.seek(SeekFrom::Start(offset))?;
-                Ok(file)
+                if offset > 0 {
+                    file.seek(SeekFrom::Start(offset))?;
+                }
+                Ok((file, st.size))
             })
             .await?;
+        let (file, size) = file;
         Ok(Box::new(FsFileRead {
             file: tokio::fs::File::from_std(file),
+            size,
         }))
     }
 
     async fn open_write(&self, path: &FtpPath, mode: WriteMode) -> Result<Box<dyn Upload>> {
         let inner = Arc::clone(&self.inner);
         let path = path.clone();
-        let upload = blocking(move || match mode {
+        let upload = metadata(inner.options.inline_metadata, move || match mode {
             WriteMode::Replace => open_aside(&inner, &path, false),
             WriteMode::CreateNew => open_aside(&inner, &path, true),
             WriteMode::Append => open_in_place(&inner, &path, None),

@@ -17,28 +17,37 @@ pub struct S3Read {
     chunk: Bytes,
     /// Bytes still expected, to tell a body cut short from the end.
     remaining: u64,
+    /// The object's whole size.
+    size: u64,
 }
 
 impl S3Read {
-    pub fn new(body: BoxStream<'static, object_store::Result<Bytes>>, len: u64) -> S3Read {
+    /// The body of a GET of `len` bytes of an object of `size` bytes.
+    pub fn new(body: BoxStream<'static, object_store::Result<Bytes>>, len: u64, size: u64) -> S3Read {
         S3Read {
             body: Some(body),
             chunk: Bytes::new(),
             remaining: len,
+            size,
         }
     }
 
-    /// Reading at the end of a file: no request needed.
-    pub fn empty() -> S3Read {
+    /// Reading at the end of an object of `size` bytes: no request needed.
+    pub fn empty(size: u64) -> S3Read {
         S3Read {
             body: None,
             chunk: Bytes::new(),
             remaining: 0,
+            size,
         }
     }
 }
 
-impl FileRead for S3Read {}
+impl FileRead for S3Read {
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
+    }
+}
 
 impl AsyncRead for S3Read {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {

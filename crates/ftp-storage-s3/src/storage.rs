@@ -229,7 +229,8 @@ impl Storage for S3Storage {
         match got {
             Ok(result) => {
                 let len = result.range.end - result.range.start;
-                Ok(Box::new(S3Read::new(result.into_stream(), len)))
+                let size = result.meta.size;
+                Ok(Box::new(S3Read::new(result.into_stream(), len, size)))
             }
             Err(object_store::Error::NotFound { .. }) => Err(self.not_a_file(path).await),
             Err(e) => {
@@ -239,7 +240,7 @@ impl Storage for S3Storage {
                 }
                 // 416: at the end of the file (an empty read) or beyond.
                 match self.head(path).await? {
-                    Some(meta) if meta.size == offset => Ok(Box::new(S3Read::empty())),
+                    Some(meta) if meta.size == offset => Ok(Box::new(S3Read::empty(meta.size))),
                     Some(_) => Err(e),
                     None => Err(self.not_a_file(path).await),
                 }

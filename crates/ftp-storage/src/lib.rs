@@ -86,6 +86,12 @@ pub trait FileRead: AsyncRead + Send + Unpin {
     fn sendfile_fd(&self) -> Option<RawFd> {
         None
     }
+
+    /// The whole file's size, when opening it told the backend (so the
+    /// server needs no separate `stat` before a download).
+    fn size(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// An upload in progress. Nothing of it is visible under its final name

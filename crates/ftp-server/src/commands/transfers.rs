@@ -20,7 +20,7 @@ use ftp_storage::{DirEntry, ErrorKind, WriteMode};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::data::DataSetup;
-use crate::session::{RunningTransfer, Session};
+use crate::session::{Exclusive, RunningTransfer, Session, TransferFuture};
 use crate::transfer::{self, DataProtection, Job, ListFormat, Listing, TransferContext};
 
 /// Tries at finding a free unique name for STOU.
@@ -68,7 +68,7 @@ impl Session {
             cancel: cancel_rx,
             protection: self.data_protection(),
         };
-        let done = tokio::spawn(transfer::run(job, ctx));
+        let done = Exclusive::new(Box::pin(transfer::run(job, ctx)) as TransferFuture);
         self.transfer = Some(RunningTransfer {
             verb,
             path: path.to_string(),
@@ -108,26 +108,35 @@ impl Session {
         }
         let Some(path) = self.resolve(arg).await else { return };
         let storage = self.storage();
-        let facts = match storage.stat(&path).await {
-            Ok(f) if f.kind == EntryKind::Dir => {
-                self.reply(ReplyCode::FileUnavailable, "Is a directory").await;
-                return;
+        // One storage call in the common case: the open tells the size.
+        let (source, offset) = match storage.open_read(&path, offset).await {
+            Ok(s) => (s, offset),
+            // An offset past the end sends nothing and completes, as a
+            // resumed download of a complete file should.
+            Err(e) if e.kind == ErrorKind::InvalidOffset => {
+                let size = match storage.stat(&path).await {
+                    Ok(f) => f.size,
+                    Err(e) => return self.storage_failed(&e).await,
+                };
+                match storage.open_read(&path, size).await {
+                    Ok(s) => (s, size),
+                    Err(e) => return self.storage_failed(&e).await,
+                }
             }
-            Ok(f) => f,
             Err(e) => return self.storage_failed(&e).await,
         };
-        // An offset past the end sends nothing and completes, as a resumed
-        // download of a complete file should.
-        let offset = offset.min(facts.size);
-        let source = match storage.open_read(&path, offset).await {
-            Ok(s) => s,
-            Err(e) => return self.storage_failed(&e).await,
+        let size = match source.size() {
+            Some(size) => size,
+            None => match storage.stat(&path).await {
+                Ok(f) => f.size,
+                Err(e) => return self.storage_failed(&e).await,
+            },
         };
         let text = format!(
             "Opening {} mode data connection for {} ({} bytes)",
             self.type_word(),
             path,
-            facts.size - offset
+            size.saturating_sub(offset)
         );
         self.start_transfer(Verb::Retr, &path, Job::Retr { source, offset }, text)
             .await;
