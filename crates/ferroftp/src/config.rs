@@ -185,6 +185,9 @@ pub struct StorageSection {
     /// "none", "file" or "file+directory".
     pub durability: String,
     pub keep_partial_uploads: bool,
+    /// Local disk: metadata calls on the worker threads (see
+    /// ftp_storage_fs::FsOptions::inline_metadata).
+    pub inline_metadata: bool,
     /// Defaults for users whose users-file entry does not set them: bytes
     /// and files under the home, largest file (see ftp_auth::quota).
     pub quota_bytes: Option<ftp_auth::Size>,
@@ -297,6 +300,7 @@ impl Default for StorageSection {
             root: PathBuf::from("./ftp-root"),
             durability: "file".to_string(),
             keep_partial_uploads: false,
+            inline_metadata: true,
             quota_bytes: None,
             quota_files: None,
             max_file_size: None,
@@ -575,6 +579,7 @@ impl FileConfig {
         Ok(FsOptions {
             durability: parse_durability(&self.storage.durability)?,
             keep_partial_uploads: self.storage.keep_partial_uploads,
+            inline_metadata: self.storage.inline_metadata,
             ..FsOptions::default()
         })
     }
