@@ -363,7 +363,10 @@ async fn send_file(
                 if end.is_some_and(|end| pos >= end) {
                     return Ok(());
                 }
-                let n = guarded(&mut ctx.cancel, stall, net::sendfile(tcp, fd, &mut pos, 1 << 20)).await?;
+                // 8 MiB a call: on a fast link one call fills what the
+                // socket buffer has grown to (measured: 1 GiB RETR from
+                // ~3,960 to ~4,960 MiB/s median over 1 MiB calls).
+                let n = guarded(&mut ctx.cancel, stall, net::sendfile(tcp, fd, &mut pos, 8 << 20)).await?;
                 if n == 0 {
                     return Ok(());
                 }
