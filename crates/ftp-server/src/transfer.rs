@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use ftp_auth::PermissionSet;
 use ftp_proto::ascii::{FromNetwork, ToNetwork};
 use ftp_proto::command::{Structure, TransferMode, TransferType};
-use ftp_proto::listing::{self, FactSet};
+use ftp_proto::listing::{self, EntryKind, FactSet};
 use ftp_proto::modeb::{self, BlockDecoder, BlockEvent};
 use ftp_proto::page::{self, PageDecoder, PageEvent};
 use ftp_proto::{Reply, ReplyCode};
@@ -625,29 +625,44 @@ async fn send_listing(
         ..ctx.params
     });
     let result: Result<(), Stop> = async {
-        let (mut single, mut dir) = match listing {
-            Listing::Single(e) => (Some(e), None),
-            Listing::Dir(d) => (None, Some(d)),
+        let now = ftp_proto::time::unix_seconds(now);
+        // The perm fact depends only on the kind: computed once, not per entry.
+        let perm_facts = match &format {
+            ListFormat::Facts { permissions, .. } => Some([
+                crate::commands::perm_fact(EntryKind::File, *permissions),
+                crate::commands::perm_fact(EntryKind::Dir, *permissions),
+            ]),
+            _ => None,
+        };
+        let (mut dir, mut entries) = match listing {
+            Listing::Single(e) => (None, vec![e]),
+            Listing::Dir(d) => (Some(d), Vec::new()),
         };
         loop {
-            let entry = match (single.take(), dir.as_mut()) {
-                (Some(e), _) => Some(e),
-                (None, Some(d)) => guarded(&mut ctx.cancel, stall, d.next_entry()).await?,
-                (None, None) => None,
-            };
-            let Some(entry) = entry else { break };
-            let line = match &format {
-                ListFormat::Long => listing::format_list_line(&entry.facts, &entry.name, now),
-                ListFormat::Names => entry.name.clone(),
-                ListFormat::Facts { set, permissions } => listing::format_mlsx(
-                    &entry.facts,
-                    &entry.name,
-                    &crate::commands::perm_fact(entry.facts.kind, *permissions),
-                    set,
-                ),
-            };
-            out.extend_from_slice(line.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            if entries.is_empty() {
+                if let Some(d) = dir.as_mut() {
+                    guarded(&mut ctx.cancel, stall, d.next_entries(&mut entries)).await?;
+                }
+                if entries.is_empty() {
+                    break;
+                }
+            }
+            for entry in entries.drain(..) {
+                match &format {
+                    ListFormat::Long => listing::write_list_line(&mut out, &entry.facts, &entry.name, now),
+                    ListFormat::Names => out.extend_from_slice(entry.name.as_bytes()),
+                    ListFormat::Facts { set, .. } => {
+                        let [file_perm, dir_perm] = perm_facts.as_ref().expect("computed for MLSD");
+                        let perm = if entry.facts.kind == EntryKind::Dir {
+                            dir_perm
+                        } else {
+                            file_perm
+                        };
+                        listing::write_mlsx(&mut out, &entry.facts, &entry.name, perm, set)
+                    }
+                }
+                out.extend_from_slice(b"\r\n");
+            }
             if out.len() >= 60 * 1024 {
                 flush_listing(
                     &mut stream,
@@ -659,6 +674,9 @@ async fn send_listing(
                     &ctx.progress,
                 )
                 .await?;
+            }
+            if dir.is_none() {
+                break;
             }
         }
         flush_listing(

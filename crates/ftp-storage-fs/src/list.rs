@@ -1,18 +1,20 @@
 //! Directory listings as a stream: the directory is read with getdents64 in
 //! batches of [`BATCH`] entries per blocking call, each entry described with
-//! lstat semantics, so a listing of any size holds at most one batch in
-//! memory and costs one thread hop per batch rather than per entry.
+//! lstat semantics, so a listing of any size holds at most two batches in
+//! memory (one read ahead) and costs a thread hop per batch rather than per
+//! entry.
 
 use std::collections::VecDeque;
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{mpsc, Arc, Mutex};
 
 use async_trait::async_trait;
 use ftp_storage::{DirEntry, DirStream, EntryKind, ErrorKind, Facts, Result, StorageError};
 
 use crate::names::TEMP_PREFIX;
-use crate::{blocking, sys};
+use crate::sys;
 
 /// Entries described per blocking call.
 pub(crate) const BATCH: usize = 512;
@@ -39,7 +41,8 @@ pub(crate) fn facts(st: &sys::Stat) -> Facts {
 
 /// Reads one directory; lives on the blocking pool while a batch is read.
 pub(crate) struct DirReader {
-    dir: OwnedFd,
+    /// Shared with the helper thread that describes half of each batch.
+    dir: Arc<OwnedFd>,
     buf: Vec<u8>,
     /// Bytes of `buf` filled by the last getdents64, and how many of them
     /// were turned into entries already.
@@ -52,7 +55,7 @@ impl DirReader {
     /// `dir` must be opened O_RDONLY | O_DIRECTORY.
     pub(crate) fn new(dir: OwnedFd) -> DirReader {
         DirReader {
-            dir,
+            dir: Arc::new(dir),
             buf: vec![0; BUFFER],
             filled: 0,
             consumed: 0,
@@ -60,8 +63,15 @@ impl DirReader {
         }
     }
 
-    /// Up to `max` entries; fewer only at the end of the directory.
+    /// The entries for the next `max` names of the directory; fewer at the
+    /// end, and fewer (even none) when names are hidden or vanished.
     pub(crate) fn next_batch(&mut self, max: usize) -> io::Result<Vec<DirEntry>> {
+        let names = self.next_names(max)?;
+        describe_all(&self.dir, names)
+    }
+
+    /// Up to `max` names a listing may show (see [`visible`]).
+    fn next_names(&mut self, max: usize) -> io::Result<Vec<CString>> {
         let mut out = Vec::with_capacity(max.min(BATCH));
         while out.len() < max {
             if self.consumed >= self.filled {
@@ -81,8 +91,8 @@ impl DirReader {
             let mut used = 0;
             for (end, name) in sys::dirents(rest) {
                 used = end;
-                if let Some(entry) = describe(self.dir.as_fd(), name)? {
-                    out.push(entry);
+                if visible(name) {
+                    out.push(name.to_owned());
                     if out.len() == max {
                         break;
                     }
@@ -102,21 +112,73 @@ impl DirReader {
     }
 }
 
-/// The listing entry for `name`, or `None` for entries a client must not
-/// see: `.` and `..`, the backend's temporary uploads, names that are not
-/// UTF-8 or contain the control characters FtpPath refuses (no client path
-/// can name them, and a CR/LF in a name would forge lines in a LIST reply),
-/// and entries removed since the directory was read.
-fn describe(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<DirEntry>> {
+/// Whether a listing shows `name`. Hidden: `.` and `..`, the backend's
+/// temporary uploads, names that are not UTF-8 or contain the control
+/// characters FtpPath refuses (no client path can name them, and a CR/LF in
+/// a name would forge lines in a LIST reply).
+fn visible(name: &CStr) -> bool {
     let Ok(text) = name.to_str() else {
-        return Ok(None);
+        return false;
     };
-    if text == "." || text == ".." || text.starts_with(TEMP_PREFIX) || text.bytes().any(|b| b < 0x20 || b == 0x7F) {
-        return Ok(None);
+    !(text == "." || text == ".." || text.starts_with(TEMP_PREFIX) || text.bytes().any(|b| b < 0x20 || b == 0x7F))
+}
+
+/// Batches at least this long are described by two threads.
+const SPLIT_AT: usize = 64;
+
+/// The entries for `names`, in their order. The lstat of each name is most
+/// of a listing's cost (the kernel's dentry lookup and inode read), so a
+/// long batch is split: a second blocking thread describes the back half
+/// while this one does the front. If the pool has no thread free for the
+/// helper, this thread takes the back half back and does it itself, so a
+/// busy pool can only make a listing slower, never stall it.
+fn describe_all(dir: &Arc<OwnedFd>, mut names: Vec<CString>) -> io::Result<Vec<DirEntry>> {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let Some(runtime) = runtime.filter(|_| names.len() >= SPLIT_AT) else {
+        return describe_each(dir.as_fd(), names);
+    };
+    let back = Arc::new(Mutex::new(Some(names.split_off(names.len() / 2))));
+    let (done, result) = mpsc::sync_channel(1);
+    {
+        let back = Arc::clone(&back);
+        let dir = Arc::clone(dir);
+        runtime.spawn_blocking(move || {
+            let taken = back.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(names) = taken {
+                // The receiver only goes away after an error of its own.
+                let _ = done.send(describe_each(dir.as_fd(), names));
+            }
+        });
     }
-    match sys::lstatat(dir, name) {
+    let mut entries = describe_each(dir.as_fd(), names)?;
+    let not_started = back.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let rest = match not_started {
+        Some(names) => describe_each(dir.as_fd(), names),
+        None => result
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("directory listing helper thread died"))),
+    }?;
+    entries.extend(rest);
+    Ok(entries)
+}
+
+fn describe_each(dir: BorrowedFd<'_>, names: Vec<CString>) -> io::Result<Vec<DirEntry>> {
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        if let Some(entry) = describe(dir, name)? {
+            out.push(entry);
+        }
+    }
+    Ok(out)
+}
+
+/// The listing entry for a visible `name`, or `None` if it was removed
+/// since the directory was read.
+fn describe(dir: BorrowedFd<'_>, name: CString) -> io::Result<Option<DirEntry>> {
+    match sys::lstatat(dir, &name) {
         Ok(st) => Ok(Some(DirEntry {
-            name: text.to_string(),
+            // visible() checked it is UTF-8.
+            name: name.into_string().map_err(|e| io::Error::other(e.utf8_error()))?,
             facts: facts(&st),
         })),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
@@ -124,57 +186,76 @@ fn describe(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<DirEntry>> {
     }
 }
 
-/// The [`DirStream`] handed to the server.
+/// A batch read on the blocking pool, handing the reader back with it.
+type PendingBatch = tokio::task::JoinHandle<(DirReader, io::Result<Vec<DirEntry>>)>;
+
+/// The [`DirStream`] handed to the server. It reads one batch ahead: while
+/// the server formats and sends a batch, the next one is being read (and
+/// every entry lstat'ed) on the blocking pool, so on two cores the kernel's
+/// directory and inode work runs beside the formatting instead of between
+/// its batches. At most two batches are held.
 pub(crate) struct FsDirStream {
-    /// `None` while a batch is being read on the blocking pool (or after a
-    /// read was cancelled half-way, which ends the stream with an error).
-    reader: Option<DirReader>,
+    /// The batch being read, `None` once the directory is read to its end
+    /// or a read failed.
+    pending: Option<PendingBatch>,
     batch: VecDeque<DirEntry>,
-    finished: bool,
 }
 
 impl FsDirStream {
+    /// Starts reading the first batch at once (needs a tokio runtime).
     pub(crate) fn new(reader: DirReader) -> FsDirStream {
         FsDirStream {
-            reader: Some(reader),
+            pending: Some(read_ahead(reader)),
             batch: VecDeque::new(),
-            finished: false,
         }
     }
+
+    /// Waits for the batch being read and starts the next one. Cancel-safe:
+    /// dropped half-way, the read stays pending for the next call.
+    /// A batch can come back empty without being the last (every name in
+    /// it hidden or removed): then the next one is waited for.
+    async fn refill(&mut self) -> Result<()> {
+        while self.batch.is_empty() {
+            let Some(pending) = self.pending.as_mut() else {
+                return Ok(());
+            };
+            let joined = pending.await;
+            self.pending = None;
+            let (reader, batch) =
+                joined.map_err(|e| StorageError::new(ErrorKind::Local, format!("directory read task failed: {e}")))?;
+            let batch = batch?;
+            if !reader.at_end() {
+                self.pending = Some(read_ahead(reader));
+            }
+            // else the reader (and the directory) is closed now, not when
+            // the stream is dropped.
+            self.batch = VecDeque::from(batch);
+        }
+        Ok(())
+    }
+}
+
+fn read_ahead(mut reader: DirReader) -> PendingBatch {
+    tokio::task::spawn_blocking(move || {
+        let batch = reader.next_batch(BATCH);
+        (reader, batch)
+    })
 }
 
 #[async_trait]
 impl DirStream for FsDirStream {
     async fn next_entry(&mut self) -> Result<Option<DirEntry>> {
-        if let Some(entry) = self.batch.pop_front() {
-            return Ok(Some(entry));
+        if self.batch.is_empty() {
+            self.refill().await?;
         }
-        if self.finished {
-            return Ok(None);
-        }
-        let mut reader = self
-            .reader
-            .take()
-            .ok_or_else(|| StorageError::new(ErrorKind::Local, "directory listing was interrupted"))?;
-        let (reader, batch) = blocking(move || {
-            let batch = reader.next_batch(BATCH);
-            Ok((reader, batch))
-        })
-        .await?;
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(e) => {
-                self.finished = true;
-                return Err(e.into());
-            }
-        };
-        if reader.at_end() {
-            // Closes the directory now rather than when the stream is dropped.
-            self.finished = true;
-        } else {
-            self.reader = Some(reader);
-        }
-        self.batch = VecDeque::from(batch);
         Ok(self.batch.pop_front())
+    }
+
+    async fn next_entries(&mut self, out: &mut Vec<DirEntry>) -> Result<()> {
+        if self.batch.is_empty() {
+            self.refill().await?;
+        }
+        out.extend(self.batch.drain(..));
+        Ok(())
     }
 }

@@ -327,24 +327,68 @@ async fn listing_facts_and_odd_names() {
     assert!(stream.next_entry().await.unwrap().is_none(), "the end repeats");
 }
 
-/// A directory of 20,000 entries (about 40 batches of 512) streams
-/// completely: the batching loses and repeats nothing. Memory stays flat by
-/// construction (one batch at a time).
-#[tokio::test]
-async fn huge_directory() {
+/// A directory of 20,000 entries (about 40 batches of 512, each read ahead
+/// and described by two threads) streams completely: the batching loses and
+/// repeats nothing, and every entry carries its own facts.
+async fn huge_directory_streams_every_entry_once() {
     let t = Tree::new().await;
     std::fs::create_dir(t.home().join("big")).unwrap();
-    for i in 0..20_000 {
-        std::fs::File::create(t.home().join(format!("big/{i:06}"))).unwrap();
+    for i in 0..20_000usize {
+        std::fs::write(t.home().join(format!("big/{i:06}")), vec![b'x'; i % 7]).unwrap();
     }
     let mut stream = t.storage.list(&path("/big")).await.unwrap();
     let mut seen = vec![false; 20_000];
-    while let Some(e) = stream.next_entry().await.unwrap() {
-        let i: usize = e.name.parse().unwrap();
-        assert!(!seen[i], "{} listed twice", e.name);
-        seen[i] = true;
+    let mut batch = Vec::new();
+    for call in 0usize.. {
+        // Both calls, mixed: next_entry must take up where next_entries left.
+        if call % 3 == 0 {
+            batch.extend(stream.next_entry().await.unwrap());
+        } else {
+            stream.next_entries(&mut batch).await.unwrap();
+        }
+        if batch.is_empty() {
+            break;
+        }
+        for e in batch.drain(..) {
+            let i: usize = e.name.parse().unwrap();
+            assert!(!seen[i], "{} listed twice", e.name);
+            assert_eq!(e.facts.size, (i % 7) as u64, "size of {}", e.name);
+            seen[i] = true;
+        }
     }
     assert!(seen.iter().all(|&s| s));
+    assert!(stream.next_entry().await.unwrap().is_none(), "the end repeats");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_directory() {
+    huge_directory_streams_every_entry_once().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn huge_directory_on_one_thread() {
+    huge_directory_streams_every_entry_once().await;
+}
+
+/// With one blocking thread, the helper that would describe half of each
+/// batch can never start beside the thread waiting for it: the listing must
+/// still finish (the waiting thread takes the half back).
+#[test]
+fn huge_directory_with_a_single_blocking_thread() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            huge_directory_streams_every_entry_once(),
+        )
+        .await
+        .expect("listing finished");
+    });
 }
 
 /// The server wraps each write in a timeout and a cancel signal, so a

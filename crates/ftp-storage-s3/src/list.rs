@@ -134,4 +134,13 @@ impl DirStream for S3DirStream {
             self.entries = entries(self.prefix.as_deref(), page);
         }
     }
+
+    /// The rest of the current page at once.
+    async fn next_entries(&mut self, out: &mut Vec<DirEntry>) -> Result<()> {
+        if let Some(first) = self.next_entry().await? {
+            out.push(first);
+            out.extend(self.entries.drain(..));
+        }
+        Ok(())
+    }
 }

@@ -156,14 +156,27 @@ async fn read(check: &str, s: &dyn Storage, p: &FtpPath) -> Vec<u8> {
     ok(check, &format!("read {p}"), read_at(s, p, 0).await)
 }
 
-/// The listing of `dir`: name -> (kind, size).
+/// The listing of `dir`: name -> (kind, size). Read with both of
+/// DirStream's calls in turn (the server uses `next_entries`, other
+/// callers `next_entry`), so a backend's two must agree.
 async fn listing(s: &dyn Storage, dir: &FtpPath) -> Result<BTreeMap<String, (EntryKind, u64)>> {
     let mut stream = s.list(dir).await?;
     let mut out = BTreeMap::new();
-    while let Some(entry) = stream.next_entry().await? {
-        let name = entry.name.clone();
-        if out.insert(entry.name, (entry.facts.kind, entry.facts.size)).is_some() {
-            panic!("listing of {dir} returned {name:?} twice");
+    let mut batch = Vec::new();
+    for call in 0usize.. {
+        if call % 2 == 0 {
+            batch.extend(stream.next_entry().await?);
+        } else {
+            stream.next_entries(&mut batch).await?;
+        }
+        if batch.is_empty() {
+            break;
+        }
+        for entry in batch.drain(..) {
+            let name = entry.name.clone();
+            if out.insert(entry.name, (entry.facts.kind, entry.facts.size)).is_some() {
+                panic!("listing of {dir} returned {name:?} twice");
+            }
         }
     }
     Ok(out)

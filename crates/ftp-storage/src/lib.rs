@@ -76,6 +76,17 @@ pub trait DirStream: Send {
     /// The next entry, or `None` at the end. Entries `.` and `..` are not
     /// returned.
     async fn next_entry(&mut self) -> Result<Option<DirEntry>>;
+
+    /// Appends the next entries to `out`: at least one, or none at the end.
+    /// Backends that read in batches or pages hand over what they hold, so
+    /// a listing of 50,000 entries costs the caller a call per batch rather
+    /// than per entry. The default takes one entry.
+    async fn next_entries(&mut self, out: &mut Vec<DirEntry>) -> Result<()> {
+        if let Some(entry) = self.next_entry().await? {
+            out.push(entry);
+        }
+        Ok(())
+    }
 }
 
 /// An open file being read.
