@@ -156,6 +156,9 @@ enum Wake {
     Transfer(TransferEvent),
     Timeout(Clock),
     Shutdown,
+    /// The passive listener's wait ended: the client connected, or the
+    /// accept timeout closed it.
+    DataConnection,
 }
 
 /// Which of the session's clocks ran out.
@@ -401,14 +404,16 @@ impl Session {
         let shutdown = &mut self.shutting_down;
         let ctl = &mut self.ctl;
         let transfer = self.transfer.as_mut();
+        let data = &mut self.data;
         let wake = tokio::select! {
             read = ctl.read_more() => Wake::Read(read.map(|n| n > 0).unwrap_or(false)),
             event = async { match transfer { Some(t) => t.next_event().await, None => std::future::pending().await } } => Wake::Transfer(event),
             clock = async { match deadline { Some((d, clock)) => { tokio::time::sleep_until(d.into()).await; clock } None => std::future::pending().await } } => Wake::Timeout(clock),
             _ = async { if watch_shutdown { let _ = shutdown.wait_for(|down| *down).await; } else { std::future::pending::<()>().await } } => Wake::Shutdown,
+            _ = async { match data { DataSetup::Passive(p) => p.wait_for_client().await, _ => std::future::pending().await } } => Wake::DataConnection,
         };
         match wake {
-            Wake::Read(true) => Flow::Continue,
+            Wake::Read(true) | Wake::DataConnection => Flow::Continue,
             Wake::Read(false) => Flow::Close,
             Wake::Transfer(TransferEvent::Mark(reply)) => {
                 self.send(reply).await;
