@@ -169,6 +169,24 @@ def tree_cpu_seconds(root):
     return total / CLK_TCK
 
 
+def tree_cpu_seconds_live(root):
+    """CPU time of the live tree's threads, in nanoseconds precision
+    (/proc/PID/task/TID/schedstat), for spans too short for clock ticks."""
+    total = 0
+    for pid in proc_tree(root):
+        try:
+            tids = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, tid), "rb") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total / 1e9
+
+
 class PeakSampler(threading.Thread):
     """Samples the RSS of a process tree every `interval` seconds."""
 
@@ -1261,6 +1279,10 @@ def w_smallraw(srv, cfg, ctx):
     size = cfg["small_bytes"]
     buf = bytearray(max(size, 64 * KIB))
     rates = []
+    # CPU per file on each side, logins left out: the exchange is a
+    # ping-pong, so a client costing C per file caps any server below 1/C
+    # files/s -- the figure that says how far the row can move at all.
+    server_cpu = client_cpu = 0.0
     for _ in range(cfg["small_runs"]):
         deadline = time.monotonic() + 30 + n * 0.5
         ctl = Ctl(srv.port)
@@ -1268,6 +1290,8 @@ def w_smallraw(srv, cfg, ctx):
             t0 = time.monotonic()
             ctl.login(srv.sdef.user, srv.sdef.password)
             ctl.cmd("TYPE I", (200,))
+            server_cpu -= tree_cpu_seconds_live(srv.proc.pid)
+            client_cpu -= time.process_time()
             mv = memoryview(buf)
             for i in range(n):
                 addr = ctl.pasv()
@@ -1290,10 +1314,15 @@ def w_smallraw(srv, cfg, ctx):
                 if time.monotonic() > deadline:
                     raise BenchError("timed out after %d files" % i)
             dt = time.monotonic() - t0
+            # The tree includes a forking server's live session process.
+            server_cpu += tree_cpu_seconds_live(srv.proc.pid)
+            client_cpu += time.process_time()
         finally:
             ctl.quit()
         rates.append(n / dt)
-    return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
+    files = n * cfg["small_runs"]
+    return statistics.median(rates), "runs %s; CPU per file: server %.0f us, client %.0f us" % (
+        ", ".join("%.0f" % r for r in rates), server_cpu / files * 1e6, client_cpu / files * 1e6)
 
 
 def w_parallel(srv, cfg, ctx):
