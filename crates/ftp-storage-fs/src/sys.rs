@@ -253,6 +253,31 @@ pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     retry(|| check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })).map(drop)
 }
 
+/// Reads into `buf` at `offset` only what the page cache already holds
+/// (preadv2(2) with RWF_NOWAIT): `WouldBlock` when the read would wait for
+/// the disk, `Unsupported` where the filesystem or kernel lacks the flag.
+/// A short count means only part was cached; 0 is the end of the file.
+pub fn pread_cached(file: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    retry(|| {
+        // SAFETY: one iovec over `buf`, exclusively borrowed for the call;
+        // the kernel writes at most `buf.len()` bytes; `file` is open.
+        let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset as libc::off_t, libc::RWF_NOWAIT) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        Err(match e.raw_os_error() {
+            Some(libc::EAGAIN) => io::ErrorKind::WouldBlock.into(),
+            Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS) => io::ErrorKind::Unsupported.into(),
+            _ => e,
+        })
+    })
+}
+
 /// Reads directory entries of `dir` (opened O_RDONLY|O_DIRECTORY) into
 /// `buf` with getdents64(2); returns the bytes filled, 0 at the end. Parse
 /// them with [`dirents`].

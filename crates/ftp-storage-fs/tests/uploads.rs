@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::{assert_kind, names, path, read, upload, Tree};
 use ftp_storage::{ErrorKind, WriteMode};
 use ftp_storage_fs::{Durability, FsOptions};
+use tokio::io::AsyncReadExt;
 
 const TEMP_PREFIX: &str = ".ferroftp-upload.";
 
@@ -441,4 +442,55 @@ async fn busy_follows_the_directory_not_the_path() {
     assert_eq!(read(s, "/b/f").await.unwrap(), b"x");
     upload(s, "/link/f", WriteMode::Append, b"y").await.unwrap();
     assert_eq!(read(s, "/b/f").await.unwrap(), b"xy");
+}
+
+/// Downloads read what the page cache holds on the worker and send the
+/// rest to the blocking pool; both paths, and a caller whose buffer
+/// shrinks between reads (a disk read may bring more than the next buffer
+/// holds), must yield the file's exact bytes from any offset.
+async fn read_back_evicted(options: FsOptions) {
+    let t = Tree::with_options(options).await;
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let on_disk = t.home().join("cold.bin");
+    std::fs::write(&on_disk, &data).unwrap();
+    for offset in [0usize, 12_345, 2_999_999, 3_000_000] {
+        // Out of the page cache: written back, then dropped.
+        let f = std::fs::File::open(&on_disk).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: plain advice on an open descriptor.
+        let rc = unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&f), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+        let mut file = t.storage.open_read(&path("/cold.bin"), offset as u64).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        for round in 0usize.. {
+            let want = [256 * 1024, 1000, 77 * 1024][round % 3];
+            let n = file.read(&mut buf[..want]).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            got == data[offset..],
+            "bytes from offset {offset} differ ({} read)",
+            got.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn downloads_read_cached_and_uncached_data_exactly() {
+    read_back_evicted(FsOptions::default()).await;
+}
+
+#[tokio::test]
+async fn downloads_without_inline_reads_go_through_the_pool() {
+    read_back_evicted(FsOptions {
+        inline_metadata: false,
+        ..FsOptions::default()
+    })
+    .await;
 }
