@@ -259,7 +259,9 @@ async fn protect(stream: MaybeTls, ctx: &mut TransferContext) -> Result<MaybeTls
     // rustls queues at most 64 KiB of records by default, so one 256 KiB
     // write became four rounds of encrypt-then-writev; room for a whole
     // transfer buffer (plus record overhead) makes it one.
-    tls.get_mut().1.set_buffer_limit(Some(ctx.buffer_size + ctx.buffer_size / 8));
+    tls.get_mut()
+        .1
+        .set_buffer_limit(Some(ctx.buffer_size + ctx.buffer_size / 8));
     Ok(MaybeTls::Tls(Box::new(tls)))
 }
 
