@@ -50,7 +50,7 @@ impl DataSetup {
     /// [`is_connected`](DataSetup::is_connected), also counting a
     /// connection from the client that still waits in the listener's
     /// backlog: the client connected before sending the command, and the
-    /// accept task simply has not run yet.
+    /// session has not polled the listener since.
     pub fn is_connected_now(&self) -> bool {
         match self {
             DataSetup::Passive(p) => p.connected() || p.backlog_ready(),

@@ -103,7 +103,7 @@ pub fn epsv_addr(c: &mut RawClient) -> SocketAddr {
     SocketAddr::new(c.addr.ip(), port)
 }
 
-/// EPSV and connect, then give the server's accept task time to take the
+/// EPSV and connect, then give the server time to accept the
 /// connection: a NOOP round trip, plus `settle` for retries. Nothing on the
 /// wire tells the client the server has accepted, so callers that need the
 /// connection to be established server-side retry with a longer settle.
