@@ -104,7 +104,10 @@ impl PassiveListener {
             local,
             listener: Some(listener),
             client_ip,
-            deadline: tokio::time::Instant::now() + timeout,
+            // A huge timeout means "no limit" rather than an overflow.
+            deadline: tokio::time::Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 86_400)),
             outcome: None,
         })
     }
@@ -203,8 +206,12 @@ const EPHEMERAL_TRIES: u32 = 8;
 fn bind_ephemeral(ip: IpAddr) -> io::Result<TcpListener> {
     let (lo, hi) = ephemeral_range();
     let span = u32::from(hi - lo) + 1;
+    let reserved = reserved_ports();
     for _ in 0..EPHEMERAL_TRIES {
         let port = lo + (random_u32() % span) as u16;
+        if reserved.iter().any(|r| r.contains(&port)) {
+            continue;
+        }
         match bind(SocketAddr::new(ip, port)) {
             Ok(l) => return Ok(l),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
@@ -224,6 +231,31 @@ fn ephemeral_range() -> (u16, u16) {
             .and_then(|text| parse_port_range(&text))
             .unwrap_or((32768, 60999))
     })
+}
+
+/// net.ipv4.ip_local_reserved_ports, read once: ports of the ephemeral
+/// range the site keeps for other services, which `bind(port 0)` would
+/// never hand out either.
+fn reserved_ports() -> &'static [RangeInclusive<u16>] {
+    static RESERVED: std::sync::OnceLock<Vec<RangeInclusive<u16>>> = std::sync::OnceLock::new();
+    RESERVED.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_reserved_ports")
+            .map(|text| parse_reserved_ports(&text))
+            .unwrap_or_default()
+    })
+}
+
+/// `8080,9000-9100` (the kernel's format); malformed items are skipped.
+fn parse_reserved_ports(text: &str) -> Vec<RangeInclusive<u16>> {
+    text.trim()
+        .split(',')
+        .filter_map(|item| {
+            let item = item.trim();
+            let (lo, hi) = item.split_once('-').unwrap_or((item, item));
+            let (lo, hi) = (lo.trim().parse::<u16>().ok()?, hi.trim().parse::<u16>().ok()?);
+            (lo <= hi).then_some(lo..=hi)
+        })
+        .collect()
 }
 
 fn parse_port_range(text: &str) -> Option<(u16, u16)> {
@@ -246,7 +278,10 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         socket.set_reuseaddr(true)?;
     }
     socket.bind(addr)?;
-    socket.listen(1)
+    // Room for a few foreign connections besides the client's: they are
+    // dropped only when the session next polls the listener, and a full
+    // queue would make the kernel drop the client's SYN (a 1 s retry).
+    socket.listen(8)
 }
 
 fn random_u32() -> u32 {
@@ -303,6 +338,16 @@ mod tests {
         assert_eq!(parse_port_range("5000 4000"), None);
         assert_eq!(parse_port_range("5000"), None);
         assert_eq!(parse_port_range("a b"), None);
+    }
+
+    #[test]
+    fn reserved_ports_parsing() {
+        assert_eq!(parse_reserved_ports("\n"), Vec::<RangeInclusive<u16>>::new());
+        assert_eq!(
+            parse_reserved_ports("8080,40000-40010\n"),
+            vec![8080..=8080, 40000..=40010]
+        );
+        assert_eq!(parse_reserved_ports("x,5-3,7"), vec![7..=7]);
     }
 
     #[tokio::test]

@@ -150,8 +150,11 @@ fn describe_all(dir: &Arc<OwnedFd>, mut names: Vec<CString>) -> io::Result<Vec<D
             }
         });
     }
-    let mut entries = describe_each(dir.as_fd(), names)?;
+    let front = describe_each(dir.as_fd(), names);
     let not_started = back.lock().unwrap_or_else(|e| e.into_inner()).take();
+    // Taken either way: after an error the helper, if it has not started,
+    // finds nothing to do.
+    let mut entries = front?;
     let rest = match not_started {
         Some(names) => describe_each(dir.as_fd(), names),
         None => result

@@ -276,8 +276,10 @@ impl AsyncRead for FsFileRead {
                         return Poll::Ready(Ok(()));
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::Unsupported => this.try_cached = false,
-                    Err(e) => return Poll::Ready(Err(e)),
+                    // Unsupported, or refused in a way plain reads may not
+                    // be (a seccomp filter): plain reads from now on, and a
+                    // real I/O error shows there.
+                    Err(_) => this.try_cached = false,
                 }
             }
             let file = Arc::clone(&this.file);
