@@ -145,6 +145,25 @@ fn stat_file_213_and_directory_212() {
     c.expect("STAT -la d", 212);
 }
 
+/// STAT of a directory longer than limits.max_stat_entries sends the first
+/// entries and says in its closing line that the listing was cut.
+#[test]
+fn stat_directory_cut_at_max_stat_entries_says_so() {
+    let server = TestServer::start_with_config("[limits]\nmax_stat_entries = 3\n", &[]);
+    for i in 0..5 {
+        server.write(&format!("d/f{i}"), b"x");
+    }
+    server.write("e/only", b"x");
+    let mut c = server.login();
+    let r = c.expect("STAT d", 212);
+    assert_eq!(body_lines(&r).len(), 3, "{r:?}");
+    let last = r.text.lines().last().unwrap();
+    assert!(last.contains("first 3 entries"), "{r:?}");
+    let r = c.expect("STAT e", 212);
+    assert_eq!(body_lines(&r).len(), 1, "{r:?}");
+    assert!(r.text.lines().last().unwrap().ends_with("End of status"), "{r:?}");
+}
+
 #[test]
 fn missing_file_550() {
     let server = TestServer::start(&[]);

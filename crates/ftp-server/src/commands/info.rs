@@ -177,9 +177,16 @@ impl Session {
         out[3] = b'-';
         let max = self.shared.config.max_stat_entries;
         let mut count = 0;
+        // The reply is under way, so its code cannot change: a cut listing
+        // says so in the closing line instead.
+        let mut end = "End of status".to_string();
         loop {
             match entries.next_entry().await {
-                Ok(Some(e)) if count < max => {
+                Ok(Some(_)) if count >= max => {
+                    end = format!("End of status (first {max} entries; LIST or MLSD shows them all)");
+                    break;
+                }
+                Ok(Some(e)) => {
                     count += 1;
                     let line = listing::format_list_line(&e.facts, &e.name, now);
                     out.extend(line.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
@@ -191,14 +198,15 @@ impl Session {
                         out.clear();
                     }
                 }
-                Ok(_) => break,
+                Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "STAT listing failed midway");
+                    end = "End of status (incomplete: the directory could not be read to its end)".to_string();
                     break;
                 }
             }
         }
-        Reply::new(ReplyCode::DirectoryStatus, "End of status").encode_into(&mut out);
+        Reply::new(ReplyCode::DirectoryStatus, end).encode_into(&mut out);
         let _ = self.ctl.send_raw(&out).await;
     }
 
