@@ -100,14 +100,16 @@ impl PassiveListener {
     ) -> io::Result<PassiveListener> {
         let listener = bind_in_range(ip, ports)?;
         let local = listener.local_addr()?;
+        let now = tokio::time::Instant::now();
+        // A huge timeout means "no limit" rather than an overflow.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
         Ok(PassiveListener {
             local,
             listener: Some(listener),
             client_ip,
-            // A huge timeout means "no limit" rather than an overflow.
-            deadline: tokio::time::Instant::now()
-                .checked_add(timeout)
-                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 86_400)),
+            deadline,
             outcome: None,
         })
     }
@@ -182,10 +184,8 @@ fn bind_in_range(ip: IpAddr, ports: Option<&RangeInclusive<u16>>) -> io::Result<
     let start = random_u32() % span;
     for i in 0..span {
         let port = lo + ((start + i) % span) as u16;
-        match bind(SocketAddr::new(ip, port)) {
-            Ok(l) => return Ok(l),
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
-            Err(e) => return Err(e),
+        if let Some(listener) = bind_if_free(SocketAddr::new(ip, port))? {
+            return Ok(listener);
         }
     }
     Err(io::Error::new(io::ErrorKind::AddrInUse, "passive port range exhausted"))
@@ -212,13 +212,20 @@ fn bind_ephemeral(ip: IpAddr) -> io::Result<TcpListener> {
         if reserved.iter().any(|r| r.contains(&port)) {
             continue;
         }
-        match bind(SocketAddr::new(ip, port)) {
-            Ok(l) => return Ok(l),
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
-            Err(e) => return Err(e),
+        if let Some(listener) = bind_if_free(SocketAddr::new(ip, port))? {
+            return Ok(listener);
         }
     }
     bind(SocketAddr::new(ip, 0))
+}
+
+/// [`bind`], with `None` for a port in use (the caller tries another).
+fn bind_if_free(addr: SocketAddr) -> io::Result<Option<TcpListener>> {
+    match bind(addr) {
+        Ok(listener) => Ok(Some(listener)),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The kernel's ephemeral port range (net.ipv4.ip_local_port_range, which

@@ -646,14 +646,6 @@ async fn send_listing(
             Listing::Dir(d) => (Some(d), Vec::new()),
         };
         loop {
-            if entries.is_empty() {
-                if let Some(d) = dir.as_mut() {
-                    guarded(&mut ctx.cancel, stall, d.next_entries(&mut entries)).await?;
-                }
-                if entries.is_empty() {
-                    break;
-                }
-            }
             for entry in entries.drain(..) {
                 match &format {
                     ListFormat::Long => listing::write_list_line(&mut out, &entry.facts, &entry.name, now),
@@ -682,7 +674,9 @@ async fn send_listing(
                 )
                 .await?;
             }
-            if dir.is_none() {
+            let Some(d) = dir.as_mut() else { break };
+            guarded(&mut ctx.cancel, stall, d.next_entries(&mut entries)).await?;
+            if entries.is_empty() {
                 break;
             }
         }

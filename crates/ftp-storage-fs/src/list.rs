@@ -213,7 +213,8 @@ impl FsDirStream {
         }
     }
 
-    /// Waits for the batch being read and starts the next one. Cancel-safe:
+    /// While no batch is at hand: waits for the one being read and starts
+    /// the next (nothing to do while entries are left). Cancel-safe:
     /// dropped half-way, the read stays pending for the next call.
     /// A batch can come back empty without being the last (every name in
     /// it hidden or removed): then the next one is waited for.
@@ -248,16 +249,12 @@ fn read_ahead(mut reader: DirReader) -> PendingBatch {
 #[async_trait]
 impl DirStream for FsDirStream {
     async fn next_entry(&mut self) -> Result<Option<DirEntry>> {
-        if self.batch.is_empty() {
-            self.refill().await?;
-        }
+        self.refill().await?;
         Ok(self.batch.pop_front())
     }
 
     async fn next_entries(&mut self, out: &mut Vec<DirEntry>) -> Result<()> {
-        if self.batch.is_empty() {
-            self.refill().await?;
-        }
+        self.refill().await?;
         out.extend(self.batch.drain(..));
         Ok(())
     }

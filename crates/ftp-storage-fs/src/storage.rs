@@ -285,14 +285,8 @@ impl AsyncRead for FsFileRead {
             let file = Arc::clone(&this.file);
             let (pos, len) = (this.pos, buf.remaining().min(DISK_READ_MAX));
             this.pending = Some(tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::FileExt;
                 let mut data = vec![0; len];
-                let n = loop {
-                    match file.read_at(&mut data, pos) {
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        other => break other?,
-                    }
-                };
+                let n = sys::pread(file.as_fd(), &mut data, pos)?;
                 data.truncate(n);
                 Ok(data)
             }));

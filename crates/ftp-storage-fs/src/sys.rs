@@ -254,28 +254,41 @@ pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
 }
 
 /// Reads into `buf` at `offset` only what the page cache already holds
-/// (preadv2(2) with RWF_NOWAIT): `WouldBlock` when the read would wait for
-/// the disk, `Unsupported` where the filesystem or kernel lacks the flag.
-/// A short count means only part was cached; 0 is the end of the file.
+/// (preadv2(2) with RWF_NOWAIT): `WouldBlock` (EAGAIN) when the read would
+/// wait for the disk; other errors include a kernel or filesystem without
+/// the flag. A short count means only part was cached; 0 is the end.
 pub fn pread_cached(file: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
+    // SAFETY: one iovec over `buf`, exclusively borrowed for the call; the
+    // kernel writes at most `buf.len()` bytes; `file` is open.
+    retry(|| check_size(unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset as libc::off_t, libc::RWF_NOWAIT) }))
+}
+
+/// pread(2): up to `buf.len()` bytes at `offset`, 0 at the end.
+pub fn pread(file: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`,
+    // exclusively borrowed for the call; `file` is open.
     retry(|| {
-        // SAFETY: one iovec over `buf`, exclusively borrowed for the call;
-        // the kernel writes at most `buf.len()` bytes; `file` is open.
-        let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset as libc::off_t, libc::RWF_NOWAIT) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        Err(match e.raw_os_error() {
-            Some(libc::EAGAIN) => io::ErrorKind::WouldBlock.into(),
-            Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS) => io::ErrorKind::Unsupported.into(),
-            _ => e,
+        check_size(unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                offset as libc::off_t,
+            )
         })
     })
+}
+
+fn check_size(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
 }
 
 /// Reads directory entries of `dir` (opened O_RDONLY|O_DIRECTORY) into
@@ -285,12 +298,10 @@ pub fn getdents64(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     retry(|| {
         // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`,
         // which is exclusively borrowed for the call; `dir` is open.
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        check_size(
+            unsafe { libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), buf.len()) }
+                as libc::ssize_t,
+        )
     })
 }
 
