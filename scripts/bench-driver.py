@@ -1226,9 +1226,11 @@ def w_small(srv, cfg, ctx):
 def w_smallcli(srv, cfg, ctx):
     """curl, one invocation with all URLs, so one control connection.
 
-    curl 7.88 (Debian 12) sometimes polls the control socket for its full
-    1000 ms before opening a passive data connection, when the server's
-    EPSV reply arrived early -- it hits fast servers the most.  Those stalls
+    curl 7.88 (Debian 12) sometimes waits a full 1000 ms before opening a
+    passive data connection, when the server's EPSV reply was already
+    readable at curl's zero-timeout poll right after sending EPSV -- which
+    happens when the server's thread preempts curl on its CPU (README,
+    "Known client quirk").  Those stalls
     are the client's, so the row is the best of three runs and the note
     counts the stalled transfers of that run; the "smallraw" row measures
     the same files with the raw-socket client.
@@ -1943,7 +1945,9 @@ def main():
                      "logins/s.")
     if "smallcli" in workloads:
         known.append("curl 7.88 (Debian 12) sometimes waits a full 1 s poll timeout before opening "
-                     "a passive data connection when the EPSV reply came back quickly, so the curl "
+                     "a passive data connection when the EPSV reply was already there at its zero-timeout "
+                     "poll right after sending EPSV (a server thread woken on curl's CPU preempting "
+                     "curl; ferroftp's SCHED_BATCH threads do not), so the curl "
                      "row is best of three and can still carry client stalls (counted in the "
                      "notes); the raw-socket row has no such stall.")
     if "unftp" in servers and ({"small", "smallcli", "smallraw"} & set(workloads)):

@@ -56,6 +56,21 @@ pub struct ServerSection {
     pub blocking_threads: usize,
     /// Seconds between hand-backs of freed memory to the system (0: never).
     pub memory_trim_interval: u64,
+    /// The Linux scheduling policy of the server's threads.
+    pub cpu_scheduling: CpuScheduling,
+}
+
+/// How the kernel schedules the server's threads (Linux; elsewhere the
+/// setting is accepted and has no effect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuScheduling {
+    /// `SCHED_BATCH`: a woken server thread never preempts the thread that
+    /// is running on a CPU; it takes an idle CPU if there is one, else waits
+    /// for the running thread's time slice. Same share of CPU as `normal`.
+    Batch,
+    /// `SCHED_OTHER`, the kernel's default: a woken thread may preempt.
+    Normal,
 }
 
 impl Default for ServerSection {
@@ -72,6 +87,7 @@ impl Default for ServerSection {
             transfer_buffer_size: d.transfer_buffer_size,
             blocking_threads: 64,
             memory_trim_interval: 10,
+            cpu_scheduling: CpuScheduling::Batch,
         }
     }
 }
