@@ -1184,6 +1184,20 @@ def curl_base(srv, timeout):
             "--user", "%s:%s" % (srv.sdef.user, srv.sdef.password)]
 
 
+def warm_login(srv):
+    """One login + QUIT, done the same for every server before a row that
+    is about something else than logging in (listing, small files, idle
+    memory). A server that caches verified credentials (ferroftp, whose
+    argon2 check costs ~60 ms and 19 MiB once) then answers the row's own
+    logins without hashing, as it does in steady state; the login row
+    measures the hashing itself."""
+    warm = Ctl(srv.port)
+    try:
+        warm.login(srv.sdef.user, srv.sdef.password)
+    finally:
+        warm.quit()
+
+
 def w_small(srv, cfg, ctx):
     """libcurl (8.x, through pycurl, installed with pip by scripts/bench):
     one easy handle for every URL, so one control connection, as the curl
@@ -1194,6 +1208,7 @@ def w_small(srv, cfg, ctx):
     except ImportError:
         raise BenchError("pycurl (libcurl 8) not installed: pip install pycurl")
     n = cfg["small_files"]
+    warm_login(srv)
     rates = []
     for _ in range(cfg["small_runs"]):
         c = pycurl.Curl()
@@ -1247,6 +1262,7 @@ def w_smallcli(srv, cfg, ctx):
     timeout = 30 + int(n * 1.2)
     argv = curl_base(srv, timeout) + ["--config", cfgfile, "--write-out",
                                       "%{num_connects} %{size_download} %{time_total}\\n"]
+    warm_login(srv)
     runs = []
     t_start = time.monotonic()
     for _ in range(cfg["small_runs"]):
@@ -1394,15 +1410,8 @@ def w_list(srv, cfg, ctx, directory=None, entries=None):
     timeout = 120
     argv = curl_base(srv, timeout) + ["--output", out,
                                       "ftp://%s:%d/%s/" % (HOST, srv.port, directory)]
-    # One login first, for every server alike: the row is about the
-    # listing, and a server that caches verified credentials (ferroftp,
-    # whose argon2 check takes 19 MiB for a moment) then answers curl's
-    # login without hashing, as it does in steady state.
-    warm = Ctl(srv.port)
-    try:
-        warm.login(srv.sdef.user, srv.sdef.password)
-    finally:
-        warm.quit()
+    # the row is about the listing (and its memory figure the listing's)
+    warm_login(srv)
     sampler = PeakSampler(srv.proc.pid)
     sampler.start()
     t0 = time.monotonic()
@@ -1540,11 +1549,7 @@ def w_idle(srv, cfg, ctx):
     # one login + QUIT first, so one-time costs of the first login (lazy
     # initialisation, password-hash buffers kept by the allocator) are part
     # of the baseline and the figure is the marginal cost of a session
-    warm = Ctl(srv.port)
-    try:
-        warm.login(srv.sdef.user, srv.sdef.password)
-    finally:
-        warm.quit()
+    warm_login(srv)
     srv.settle(1.0)
     before_rss, before_pss = tree_rss_kib(pid), tree_pss_kib(pid)
     sessions = []
