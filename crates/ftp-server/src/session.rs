@@ -255,9 +255,9 @@ pub(crate) struct Session {
     pub epsv_all: bool,
     pub utf8: bool,
     pub facts: FactSet,
-    /// The TLS config of this session once the control connection is in
-    /// TLS; data connections under PROT P use it too.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The TLS configs of this session once the control connection is in
+    /// TLS; data connections under PROT P use them too.
+    pub tls: Option<Arc<tls::SessionTls>>,
     /// Implicit FTPS: TLS from the first byte.
     pub implicit_tls: bool,
     /// PBSZ was given (RFC 4217 §9: PROT needs it first).
@@ -476,7 +476,7 @@ impl Session {
             deadline
                 .max(Instant::now() + self.shared.config.data_connection_timeout)
                 .into(),
-            tls::accept(Arc::clone(&config), tcp),
+            tls::accept(Arc::clone(&config.control), tcp),
         );
         match handshake.await {
             Ok(Ok(stream)) => {

@@ -136,14 +136,49 @@ impl TlsProvider {
         Ok(())
     }
 
-    /// A config for one control session and its data connections, with a
-    /// session cache and ticket keys of its own (see the module comment).
-    pub(crate) fn session_config(&self) -> io::Result<Arc<ServerConfig>> {
+    /// The configs of one control session and its data connections, with
+    /// a session cache and ticket keys of their own (see the module comment).
+    pub(crate) fn session_config(&self) -> io::Result<Arc<SessionTls>> {
         let base = Arc::clone(&self.current.read().expect("config lock"));
         let mut config = (*base).clone();
         config.session_storage = ServerSessionMemoryCache::new(64);
         config.ticketer = provider::Ticketer::new().map_err(io::Error::other)?;
-        Ok(Arc::new(config))
+        // The same cache and ticket keys (both are shared `Arc`s), so an
+        // upload's data connection resumes the control session all the same.
+        let mut upload = config.clone();
+        upload.send_tls13_tickets = 0;
+        Ok(Arc::new(SessionTls {
+            control: Arc::new(config),
+            upload_data: Arc::new(upload),
+        }))
+    }
+}
+
+/// The rustls configs of one control session.
+pub(crate) struct SessionTls {
+    /// The control connection, and data connections that carry data to the
+    /// client (RETR, listings): TLS 1.3 tickets are sent after the
+    /// handshake, and the client reads them along with the data.
+    pub control: Arc<ServerConfig>,
+    /// Data connections of uploads: no TLS 1.3 tickets. An uploading
+    /// client never reads its data connection, so tickets sent there sit
+    /// unread in its socket; closing a socket with unread input makes
+    /// Linux send a reset and drop whatever the client had not yet sent,
+    /// so the tail of the upload was lost (lftp over GnuTLS: 426 on most
+    /// uploads larger than the socket buffers when the server read slower
+    /// than the client wrote). The control connection's tickets are enough
+    /// for the client to resume with.
+    pub upload_data: Arc<ServerConfig>,
+}
+
+impl SessionTls {
+    /// The config for a data connection; `upload`: the client only sends.
+    pub(crate) fn data(&self, upload: bool) -> &Arc<ServerConfig> {
+        if upload {
+            &self.upload_data
+        } else {
+            &self.control
+        }
     }
 }
 

@@ -153,11 +153,13 @@ class Ctl:
     def list(self, path=''):
         return self.fetch(('LIST ' + path).strip()).decode()
 
-    def stor(self, name, data):
+    def stor(self, name, data, after_handshake=None):
         s = self.epsv()
         r = self.cmd('STOR ' + name)
         assert r[0] in (125, 150), r
         d = self.data_tls(s)
+        if after_handshake:
+            after_handshake(d)
         d.sendall(data)
         try:
             d.unwrap()
@@ -314,7 +316,6 @@ fn assert_same_tree(expected: &Path, actual: &Path) {
 /// listing; session reuse is required (the default), so every PROT P
 /// data connection must resume the control connection's session.
 fn curl_explicit(tls_args: &[&str], version: &str) {
-    let uploads = version != "TLSv1.3" || curl_uploads_tls13_reliably();
     let server = TestServer::start(SELF_SIGNED);
     let local = tempfile::tempdir().unwrap();
     let port = server.port();
@@ -333,12 +334,11 @@ fn curl_explicit(tls_args: &[&str], version: &str) {
     let up = common::payload(300_000, 1);
     let up_path = local.path().join("up.bin");
     std::fs::write(&up_path, &up).unwrap();
-    if uploads {
-        run(&["-T", path_str(&up_path), &ftp_url(port, "/up.bin")]);
-        assert!(server.read("up.bin") == up, "uploaded bytes differ");
-    } else {
-        server.write("up.bin", &up);
-    }
+    // curl before 8.10 never reads an upload's data connection (curl issues
+    // #6149, #13556): the server sends it nothing after the handshake, so
+    // closing it cannot reset away the upload's tail.
+    run(&["-T", path_str(&up_path), &ftp_url(port, "/up.bin")]);
+    assert!(server.read("up.bin") == up, "uploaded bytes differ");
 
     // Download.
     let down = common::payload(400_000, 2);
@@ -359,14 +359,15 @@ fn curl_explicit(tls_args: &[&str], version: &str) {
 
     // Resumed upload: SIZE, then APPE of the rest.
     server.write("resume.bin", &up[..77_777]);
-    if uploads {
-        run(&["-C", "-", "-T", path_str(&up_path), &ftp_url(port, "/resume.bin")]);
-        assert!(server.read("resume.bin") == up, "resumed upload differs");
-    }
+    run(&["-C", "-", "-T", path_str(&up_path), &ftp_url(port, "/resume.bin")]);
+    assert!(server.read("resume.bin") == up, "resumed upload differs");
 
-    // Several transfers on one control connection: curl's OpenSSL session
-    // cache uses a TLS 1.3 ticket once, so each data connection must bring
-    // a fresh ticket for the next one to resume.
+    // Several transfers on one control connection: curl 7.88's OpenSSL
+    // session cache uses a TLS 1.3 ticket once, so each download or
+    // listing connection brings a fresh ticket for the next one to resume.
+    // (Uploads bring none, see `SessionTls::upload_data`: with curl 7.88 a
+    // transfer after an upload on the same connection cannot resume; curl
+    // 8 keeps several tickets, see `libcurl8_uploads_and_transfers_share_one_session`.)
     let (a, b, c) = (local.path().join("a"), local.path().join("b"), local.path().join("c"));
     let (_, trace) = run(&[
         "-v",
@@ -410,39 +411,6 @@ fn curl_explicit(tls_args: &[&str], version: &str) {
     }
 }
 
-/// Older curl with OpenSSL (7.88.1 on Debian 12) loses the end of TLS 1.3
-/// uploads about every other time (curl issues #6149 and #13556, fixed by
-/// the 2024 rework of its data-connection shutdown, PR #13904; 8.10 and
-/// later are taken as fixed here): it never reads the
-/// session tickets the server sends after the data connection's
-/// handshake, so closing the socket with them unread makes its kernel send
-/// a reset that discards upload bytes still in its send buffer; the server
-/// then rightly answers 426. Any TLS 1.3 server that issues tickets on data
-/// connections sees this, and curl needs those tickets: its OpenSSL session
-/// cache uses each TLS 1.3 ticket once, so without a fresh one per data
-/// connection the next transfer could not resume (522). TLS 1.3 uploads are
-/// covered by lftp and Python here; curl uploads by the TLS 1.2 test.
-fn curl_uploads_tls13_reliably() -> bool {
-    let (ok, out, _) = common::run(Command::new("curl").arg("--version"), Duration::from_secs(10));
-    assert!(ok, "curl --version failed");
-    let out = String::from_utf8_lossy(&out);
-    let version: Vec<u32> = out
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("0")
-        .split('.')
-        .map(|n| n.parse().unwrap_or(0))
-        .collect();
-    let reliable = version.as_slice() >= [8, 10].as_slice();
-    if !reliable {
-        eprintln!(
-            "note: {} has the TLS 1.3 FTPS upload bug; curl TLS 1.3 uploads not tested",
-            out.lines().next().unwrap_or("curl")
-        );
-    }
-    reliable
-}
-
 #[test]
 fn curl_explicit_tls13_with_session_reuse_required() {
     curl_explicit(&[], "TLSv1.3");
@@ -451,6 +419,68 @@ fn curl_explicit_tls13_with_session_reuse_required() {
 #[test]
 fn curl_explicit_tls12_with_session_reuse_required() {
     curl_explicit(&["--tls-max", "1.2"], "TLSv1.2");
+}
+
+const LIBCURL8_SESSION: &str = r#"
+import pycurl
+port, size = int(sys.argv[1]), int(sys.argv[2])
+print('LIBCURL', pycurl.version_info()[1])
+c = pycurl.Curl()
+c.setopt(pycurl.USERPWD, 'user:12345')
+c.setopt(pycurl.USE_SSL, pycurl.USESSL_ALL)
+c.setopt(pycurl.SSL_VERIFYPEER, 0)
+c.setopt(pycurl.SSL_VERIFYHOST, 0)
+c.setopt(pycurl.SSLVERSION, pycurl.SSLVERSION_TLSv1_3)
+data = os.urandom(size)
+steps = ['up a', 'up b', 'up c', 'list', 'up d', 'down a', 'up e', 'up f', 'up g']
+for step in steps:
+    verb, name = (step.split() + [''])[:2]
+    buf = io.BytesIO()
+    c.setopt(pycurl.UPLOAD, 1 if verb == 'up' else 0)
+    c.setopt(pycurl.URL, 'ftp://%s:%d/%s' % (HOST, port, name + '.bin' if name else ''))
+    if verb == 'up':
+        c.setopt(pycurl.READDATA, io.BytesIO(data))
+        c.setopt(pycurl.INFILESIZE, len(data))
+    else:
+        c.setopt(pycurl.WRITEDATA, buf)
+    try:
+        c.perform()
+        ok = verb != 'down' or buf.getvalue() == data
+        print('STEP', step, 'ok' if ok else 'differs')
+    except pycurl.error as e:
+        print('STEP', step, 'error', e.args)
+print('CONNECTS', c.getinfo(pycurl.NUM_CONNECTS))
+"#;
+
+/// libcurl 8 (pycurl's wheel, installed by scripts/test) over TLS 1.3 with
+/// session reuse required: uploads, a listing and a download on one control
+/// connection all resume, though upload connections bring no new ticket
+/// (libcurl 8 keeps several, or the control connection's last).
+#[test]
+fn libcurl8_uploads_and_transfers_share_one_session() {
+    let server = TestServer::start(SELF_SIGNED);
+    let out = python(LIBCURL8_SESSION, &[&server.port().to_string(), "500000"]);
+    let version: Vec<u32> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("LIBCURL "))
+        .unwrap_or("0")
+        .split('.')
+        .map(|n| n.parse().unwrap_or(0))
+        .collect();
+    assert!(
+        version.as_slice() >= [8, 10].as_slice(),
+        "pycurl's libcurl is not 8.10+: {out}"
+    );
+    let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("STEP ")).collect();
+    assert_eq!(steps.len(), 9, "{out}");
+    assert!(steps.iter().all(|l| l.ends_with(" ok")), "{out}");
+    assert!(
+        out.contains("CONNECTS 1"),
+        "libcurl opened a second control connection: {out}"
+    );
+    for name in ["a", "b", "c", "d", "e", "f", "g"] {
+        assert_eq!(server.read(&format!("{name}.bin")).len(), 500_000, "{name}.bin");
+    }
 }
 
 #[test]
@@ -466,16 +496,7 @@ fn curl_implicit_ftps() {
     let up = common::payload(250_000, 3);
     let up_path = local.path().join("up.bin");
     std::fs::write(&up_path, &up).unwrap();
-    // TLS 1.2 for the upload where curl's TLS 1.3 uploads are unreliable.
-    let max = if curl_uploads_tls13_reliably() { "1.3" } else { "1.2" };
-    curl(&[
-        "-k",
-        "--tls-max",
-        max,
-        "-T",
-        path_str(&up_path),
-        &ftps_url(port, "/up.bin"),
-    ]);
+    curl(&["-k", "-T", path_str(&up_path), &ftps_url(port, "/up.bin")]);
     assert!(server.read("up.bin") == up, "uploaded bytes differ");
 
     let down = common::payload(350_000, 4);
@@ -626,6 +647,53 @@ fn ftplib_without_session_reuse_gets_522() {
     }
     assert!(out.contains("NOOP 200"), "session unusable after 522: {out}");
     assert!(!server.path("nope.bin").exists(), "a refused upload left a file");
+}
+
+const UPLOAD_CONNECTION_QUIET: &str = r#"
+import select
+port, size = int(sys.argv[1]), int(sys.argv[2])
+c = Ctl(port)
+c.tls()
+c.login()
+c.protect()
+print('VERSION', c.sock.version())
+
+def unread_after_handshake(d, secs):
+    # Bytes the server sent on the data connection after its handshake
+    # that sit unread in this side's kernel buffer (peeked, not consumed).
+    raw = socket.socket(fileno=os.dup(d.fileno()))
+    try:
+        readable, _, _ = select.select([raw], [], [], secs)
+        return len(raw.recv(65536, socket.MSG_PEEK)) if readable else 0
+    finally:
+        raw.close()
+
+data = os.urandom(size)
+for name in ('one.bin', 'two.bin'):
+    c.stor(name, data, lambda d: print('UNREAD', name, unread_after_handshake(d, 1.0)))
+    print('STOR', name, 'done')
+print('SAME', c.retr('two.bin') == data and c.retr('one.bin') == data)
+"#;
+
+/// An upload's data connection carries nothing from the server before the
+/// client's close: a TLS 1.3 ticket sent there would sit unread in the
+/// client's socket, and closing a socket with unread input makes Linux
+/// reset the connection and drop the upload's unsent tail (lftp got 426 on
+/// about half its uploads). The next data connections still resume with
+/// the control connection's tickets.
+#[test]
+fn upload_data_connection_gets_no_post_handshake_bytes() {
+    let server = TestServer::start(SELF_SIGNED);
+    let out = python(UPLOAD_CONNECTION_QUIET, &[&server.port().to_string(), "300000"]);
+    assert!(out.contains("VERSION TLSv1.3"), "{out}");
+    for name in ["one.bin", "two.bin"] {
+        assert!(
+            out.contains(&format!("UNREAD {name} 0")),
+            "server wrote on an upload connection: {out}"
+        );
+        assert!(out.contains(&format!("STOR {name} done")), "{out}");
+    }
+    assert!(out.contains("SAME True"), "{out}");
 }
 
 const FTPLIB_TRANSFERS: &str = r#"

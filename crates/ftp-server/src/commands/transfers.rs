@@ -66,7 +66,7 @@ impl Session {
             progress: Arc::clone(&progress),
             marks: marks_tx,
             cancel: cancel_rx,
-            protection: self.data_protection(),
+            protection: self.data_protection(matches!(job, Job::Stor { .. })),
         };
         let done = Exclusive::new(Box::pin(transfer::run(job, ctx)) as TransferFuture);
         self.transfer = Some(RunningTransfer {
@@ -79,9 +79,10 @@ impl Session {
         });
     }
 
-    /// TLS for the data connection under PROT P.
-    fn data_protection(&self) -> Option<DataProtection> {
-        let config = self.tls.as_ref().filter(|_| self.prot_private)?;
+    /// TLS for the data connection under PROT P; `upload`: STOR, STOU or
+    /// APPE, whose client only sends (see `SessionTls::upload_data`).
+    fn data_protection(&self, upload: bool) -> Option<DataProtection> {
+        let config = self.tls.as_ref().filter(|_| self.prot_private)?.data(upload);
         let reuse = self
             .shared
             .config
