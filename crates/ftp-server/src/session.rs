@@ -8,8 +8,8 @@
 //! RFC 959 §4.1.3 asks.
 //!
 //! The session's clocks: the login deadline (from connect, never extended
-//! by activity), the idle deadline (from the last command, paused while a
-//! transfer runs) and the session's maximum length (231 and close, after
+//! by activity), the idle deadline (from the last command's arrival or
+//! answer, whichever is later; paused while a transfer runs) and the session's maximum length (231 and close, after
 //! the running transfer if any). Before login, too many bad commands end
 //! the session (421).
 
@@ -285,7 +285,9 @@ pub(crate) struct Session {
     /// Commands that arrived during a transfer, run after it.
     deferred: VecDeque<Vec<u8>>,
     connected_at: Instant,
-    last_command: Instant,
+    /// The idle clock: the last command's arrival or answer, or the end
+    /// of the last transfer.
+    last_activity: Instant,
 }
 
 impl Session {
@@ -340,7 +342,7 @@ impl Session {
             shutting_down,
             deferred: VecDeque::new(),
             connected_at: now,
-            last_command: now,
+            last_activity: now,
         }
     }
 
@@ -507,7 +509,7 @@ impl Session {
         } else if self.transfer.is_some() {
             None
         } else {
-            Some((self.last_command + cfg.idle_timeout, Clock::Idle))
+            Some((self.last_activity + cfg.idle_timeout, Clock::Idle))
         };
         // Once the limit passed during a transfer, it is due again as soon
         // as no transfer runs (whichever way the transfer ended).
@@ -564,7 +566,7 @@ impl Session {
     /// A complete line from the client: run it now, or queue it behind a
     /// running transfer.
     async fn accept_line(&mut self, line: Vec<u8>) -> Flow {
-        self.last_command = Instant::now();
+        self.last_activity = Instant::now();
         let runs_now = self.transfer.is_none() && self.deferred.is_empty() || allowed_during_transfer(&line);
         if runs_now {
             return self.dispatch_line(&line).await;
@@ -581,7 +583,16 @@ impl Session {
         Flow::Continue
     }
 
+    /// Runs one command; the idle clock starts again once it is answered,
+    /// so a slow command (an argon2 check under load, a storage call to a
+    /// distant object store) does not eat into the client's idle time.
     async fn dispatch_line(&mut self, line: &[u8]) -> Flow {
+        let flow = self.run_line(line).await;
+        self.last_activity = Instant::now();
+        flow
+    }
+
+    async fn run_line(&mut self, line: &[u8]) -> Flow {
         let command = match Command::parse(line) {
             Ok(c) => c,
             Err(e) => {
@@ -663,7 +674,7 @@ impl Session {
             return self.session_expired().await;
         }
         // The idle clock starts again when the transfer ends.
-        self.last_command = Instant::now();
+        self.last_activity = Instant::now();
         Flow::Continue
     }
 
