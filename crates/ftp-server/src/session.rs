@@ -8,9 +8,9 @@
 //! RFC 959 §4.1.3 asks.
 //!
 //! The session's clocks: the login deadline (from connect, never extended
-//! by activity), the idle deadline (from the last command's arrival or
-//! answer, whichever is later; paused while a transfer runs) and the session's maximum length (231 and close, after
-//! the running transfer if any). Before login, too many bad commands end
+//! by activity), the idle deadline (from the answer to the last command,
+//! paused while a transfer runs) and the session's maximum length (231 and
+//! close, after the running transfer if any). Before login, too many bad commands end
 //! the session (421).
 
 use std::collections::VecDeque;
@@ -285,8 +285,8 @@ pub(crate) struct Session {
     /// Commands that arrived during a transfer, run after it.
     deferred: VecDeque<Vec<u8>>,
     connected_at: Instant,
-    /// The idle clock: the last command's arrival or answer, or the end
-    /// of the last transfer.
+    /// The idle clock: the answer to the last command, or the end of the
+    /// last transfer.
     last_activity: Instant,
 }
 
@@ -566,7 +566,6 @@ impl Session {
     /// A complete line from the client: run it now, or queue it behind a
     /// running transfer.
     async fn accept_line(&mut self, line: Vec<u8>) -> Flow {
-        self.last_activity = Instant::now();
         let runs_now = self.transfer.is_none() && self.deferred.is_empty() || allowed_during_transfer(&line);
         if runs_now {
             return self.dispatch_line(&line).await;
