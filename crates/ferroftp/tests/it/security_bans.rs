@@ -63,7 +63,14 @@ fn security_brute_force_delay_grows_then_ban_421_at_connect() {
     fresh.expect(&format!("USER {USER}"), 331);
     let (r, took) = timed(|| fresh.cmd("PASS wrong"));
     assert_eq!(r.code, 530);
-    assert!(took < 600 * MS, "another address's first failure waited {took:?}");
+    // Compared with the attacker's third failure (800 ms of delay plus
+    // the same password check) rather than a fixed bound: under load the
+    // check alone took over 400 ms, and a shared score would give this
+    // failure the attacker's capped delay or a ban.
+    assert!(
+        took < d3,
+        "another address's first failure waited {took:?}, the attacker's third {d3:?}"
+    );
     fresh.login(USER, PASS);
 }
 
