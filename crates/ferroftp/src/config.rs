@@ -11,6 +11,10 @@ use ftp_server::{BanConfig, FailedLoginReply, IpNet, ProxyProtocolConfig, Server
 use ftp_storage_fs::{Durability, FsOptions};
 use serde::Deserialize;
 
+/// The largest `storage.upload_preallocation` step: more only ties up disk
+/// space that a failing upload gives back late.
+const MAX_UPLOAD_PREALLOCATION: u64 = 1 << 30;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -204,6 +208,10 @@ pub struct StorageSection {
     /// Local disk: metadata calls on the worker threads (see
     /// ftp_storage_fs::FsOptions::inline_metadata).
     pub inline_metadata: bool,
+    /// Local disk: disk space a new upload reserves ahead of its writes, in
+    /// steps of this size; 0 turns it off (see
+    /// ftp_storage_fs::FsOptions::upload_preallocation).
+    pub upload_preallocation: ftp_auth::Size,
     /// Defaults for users whose users-file entry does not set them: bytes
     /// and files under the home, largest file (see ftp_auth::quota).
     pub quota_bytes: Option<ftp_auth::Size>,
@@ -317,6 +325,7 @@ impl Default for StorageSection {
             durability: "file".to_string(),
             keep_partial_uploads: false,
             inline_metadata: true,
+            upload_preallocation: ftp_auth::Size(FsOptions::default().upload_preallocation),
             quota_bytes: None,
             quota_files: None,
             max_file_size: None,
@@ -486,6 +495,11 @@ impl FileConfig {
         if self.bans.max_addresses == 0 {
             return Err(ConfigError::Invalid("bans.max_addresses must be at least 1".into()));
         }
+        if self.storage.upload_preallocation.0 > MAX_UPLOAD_PREALLOCATION {
+            return Err(ConfigError::Invalid(
+                "storage.upload_preallocation must be at most 1 GiB (0 turns it off)".into(),
+            ));
+        }
         if self.server.transfer_buffer_size < 4096 || self.server.transfer_buffer_size > 64 << 20 {
             return Err(ConfigError::Invalid(
                 "server.transfer_buffer_size must be between 4096 and 67108864".into(),
@@ -596,6 +610,7 @@ impl FileConfig {
             durability: parse_durability(&self.storage.durability)?,
             keep_partial_uploads: self.storage.keep_partial_uploads,
             inline_metadata: self.storage.inline_metadata,
+            upload_preallocation: self.storage.upload_preallocation.0,
             ..FsOptions::default()
         })
     }
@@ -810,5 +825,20 @@ quota_bytes = \"lots\""
 quota_bytes = -1"
         )
         .is_err());
+    }
+
+    #[test]
+    fn upload_preallocation_is_a_size_up_to_one_gib() {
+        let fs = |text: &str| {
+            let c: FileConfig = toml::from_str(text).unwrap();
+            c.validate()
+                .and_then(|()| c.fs_options())
+                .map(|o| o.upload_preallocation)
+        };
+        assert_eq!(fs("").unwrap(), 8 << 20, "the default");
+        assert_eq!(fs("[storage]\nupload_preallocation = 0").unwrap(), 0, "off");
+        assert_eq!(fs("[storage]\nupload_preallocation = \"64 MiB\"").unwrap(), 64 << 20);
+        assert!(fs("[storage]\nupload_preallocation = \"2 GiB\"").is_err());
+        assert!(fs("[storage]\nupload_preallocation = \"unlimited\"").is_err());
     }
 }

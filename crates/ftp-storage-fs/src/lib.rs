@@ -86,6 +86,15 @@ pub struct FsOptions {
     /// block for milliseconds. Directory listings, data writes and fsync
     /// always run on the pool.
     pub inline_metadata: bool,
+    /// Disk space a new file's upload reserves ahead of its writes, in
+    /// steps of this many bytes (fallocate with FALLOC_FL_KEEP_SIZE; the
+    /// first step is written without, so small uploads never pay for it);
+    /// 0 turns it off. ext4 then allocates one extent per step instead of
+    /// accounting every page under delayed allocation: about 30% less
+    /// kernel time per byte stored (measured with 512 MiB in 1 MiB
+    /// writes: 0.116 → 0.078 s of system time). What is left past the end
+    /// is given back when the file is published.
+    pub upload_preallocation: u64,
 }
 
 impl Default for FsOptions {
@@ -96,6 +105,7 @@ impl Default for FsOptions {
             file_mode: 0o644,
             dir_mode: 0o755,
             inline_metadata: true,
+            upload_preallocation: 8 << 20,
         }
     }
 }

@@ -139,7 +139,8 @@ fn open_aside(inner: &Inner, path: &FtpPath, exclusive: bool) -> Result<FsUpload
         exclusive,
         keep_partial: options.keep_partial_uploads,
     };
-    Ok(FsUpload::new(file, Placement::Aside(aside), options.durability, busy))
+    Ok(FsUpload::new(file, Placement::Aside(aside), options.durability, busy)
+        .preallocating(options.upload_preallocation))
 }
 
 /// Opens the target of an `Append` or `ResumeAt` upload, which writes into

@@ -253,6 +253,19 @@ pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     retry(|| check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })).map(drop)
 }
 
+/// fallocate(2) with FALLOC_FL_KEEP_SIZE: reserves disk blocks for `len`
+/// bytes at `offset` without changing the file's length (what a read or
+/// stat sees); blocks left past the end are freed by truncating the file
+/// to its own length.
+pub fn reserve_space(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    let (offset, len) = (
+        libc::off_t::try_from(offset).map_err(io::Error::other)?,
+        libc::off_t::try_from(len).map_err(io::Error::other)?,
+    );
+    // SAFETY: plain syscall on an open descriptor, no memory passed.
+    retry(|| check(unsafe { libc::fallocate(fd.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) })).map(drop)
+}
+
 /// Reads into `buf` at `offset` only what the page cache already holds
 /// (preadv2(2) with RWF_NOWAIT): `WouldBlock` (EAGAIN) when the read would
 /// wait for the disk; other errors include a kernel or filesystem without

@@ -26,6 +26,11 @@
 //!   the disk write overlap. A failed write is then reported by the next
 //!   `write_all` or by `commit`.
 //!
+//! A new file (`Replace`, `CreateNew`) reserves its disk space a step
+//! ahead of the writes past its first step ([`Preallocation`]; both paths on
+//! the server's runtime, and zero-copy batches too), and gives back what is
+//! left past its end before it is published under its name.
+//!
 //! Either way a failed write poisons the upload (the file has a hole), and
 //! a `write_all` future dropped half-way (the server's stall timeout or
 //! ABOR) loses nothing already handed to the disk: the write in flight stays
@@ -95,8 +100,14 @@ impl Aside {
     }
 
     /// Abort or drop without commit: remove the temporary file, or with
-    /// `keep_partial` publish what arrived so the client can resume it.
-    fn abandon(&self) -> io::Result<()> {
+    /// `keep_partial` publish what arrived so the client can resume it
+    /// (first giving back the space reserved past its end, when `trim`;
+    /// best effort, the bytes are the same either way).
+    fn abandon(&self, file: Option<File>, trim: bool) -> io::Result<()> {
+        if let (true, true, Some(file)) = (self.keep_partial, trim, &file) {
+            let _ = trim_reserved(file);
+        }
+        drop(file);
         if self.keep_partial && self.publish().is_ok() {
             return Ok(());
         }
@@ -139,6 +150,62 @@ impl InPlace {
     }
 }
 
+/// Disk space reserved ahead of a new file's writes
+/// ([`FsOptions::upload_preallocation`](crate::FsOptions)). Best effort: a
+/// filesystem without fallocate, or a full disk, stops the reserving and
+/// the writes themselves then tell the real story.
+#[derive(Debug, Clone, Copy)]
+struct Preallocation {
+    step: u64,
+    /// Every byte below this is written or reserved. It starts at one step
+    /// so that an upload smaller than a step reserves nothing.
+    reserved_to: u64,
+    /// Something was reserved: the file may hold blocks past its end.
+    reserved_any: bool,
+    stopped: bool,
+}
+
+impl Preallocation {
+    fn new(step: u64) -> Option<Preallocation> {
+        (step > 0).then_some(Preallocation {
+            step,
+            reserved_to: step,
+            reserved_any: false,
+            stopped: false,
+        })
+    }
+
+    /// Before bytes up to `end` are written: reserves up to the next step
+    /// boundary past it when they reach beyond what is reserved.
+    fn make_room(&mut self, file: &File, end: u64) {
+        if self.stopped || end <= self.reserved_to {
+            return;
+        }
+        let to = end.div_ceil(self.step).saturating_mul(self.step);
+        match sys::reserve_space(file.as_fd(), self.reserved_to, to - self.reserved_to) {
+            Ok(()) => {
+                self.reserved_to = to;
+                self.reserved_any = true;
+            }
+            Err(_) => self.stopped = true,
+        }
+    }
+
+    /// Whether `n` more bytes after `written` need a reservation first.
+    fn needs_room(&self, written: u64, n: u64) -> bool {
+        !self.stopped && written.saturating_add(n) > self.reserved_to
+    }
+}
+
+/// Gives back the blocks reserved past the file's end: truncating a file
+/// to its own length frees them and leaves every byte as it is. (The
+/// length comes from the file, not from a byte count, so a failed write
+/// can never turn into a hole of zeros here.)
+fn trim_reserved(file: &File) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    file.set_len(len)
+}
+
 /// A chunk written on the blocking pool, handed back with the file.
 struct Written {
     file: File,
@@ -161,6 +228,9 @@ pub(crate) struct FsUpload {
     durability: Durability,
     /// The target's busy mark, released when this upload is finished with.
     busy: Option<busy::Guard>,
+    /// New files only (an in-place upload writes after its offset into a
+    /// file whose blocks are not ours to trim).
+    prealloc: Option<Preallocation>,
 }
 
 impl FsUpload {
@@ -174,7 +244,20 @@ impl FsUpload {
             failed: false,
             placement: Some(placement),
             durability,
+            prealloc: None,
         }
+    }
+
+    /// Reserves disk space ahead of the writes in steps of `step` bytes (0:
+    /// never). Only for a file this upload created, written from offset 0.
+    pub(crate) fn preallocating(mut self, step: u64) -> FsUpload {
+        self.prealloc = Preallocation::new(step);
+        self
+    }
+
+    /// Whether the file may hold reserved blocks past its end.
+    fn has_reserved(&self) -> bool {
+        self.prealloc.is_some_and(|p| p.reserved_any)
     }
 
     fn poisoned() -> StorageError {
@@ -228,10 +311,13 @@ fn on_multi_thread_runtime() -> bool {
 }
 
 /// Makes the upload durable as configured and visible under its name.
-fn finish(file: File, placement: Placement, durability: Durability) -> io::Result<()> {
+fn finish(file: File, placement: Placement, durability: Durability, trim: bool) -> io::Result<()> {
     match placement {
         Placement::Aside(aside) => {
             let published = (|| {
+                if trim {
+                    trim_reserved(&file)?;
+                }
                 if durability != Durability::None {
                     file.sync_data()?;
                 }
@@ -280,7 +366,15 @@ impl Upload for FsUpload {
         if on_multi_thread_runtime() {
             self.settle().await?;
             let file = self.file.as_mut().ok_or_else(Self::file_gone)?;
-            if let Err(e) = tokio::task::block_in_place(|| file.write_all(data)) {
+            let end = self.written + data.len() as u64;
+            let prealloc = &mut self.prealloc;
+            let written = tokio::task::block_in_place(|| {
+                if let Some(p) = prealloc {
+                    p.make_room(file, end);
+                }
+                file.write_all(data)
+            });
+            if let Err(e) = written {
                 self.failed = true;
                 return Err(e.into());
             }
@@ -317,6 +411,14 @@ impl Upload for FsUpload {
         if self.failed {
             return Err(Self::poisoned());
         }
+        // The batch is written next (direct_fd is only offered on the
+        // server's runtime, where block_in_place works).
+        if let (Some(p), Some(file)) = (self.prealloc.as_mut(), self.file.as_ref()) {
+            if p.needs_room(self.written, n) {
+                let end = self.written + n;
+                tokio::task::block_in_place(|| p.make_room(file, end));
+            }
+        }
         self.written += n;
         Ok(())
     }
@@ -333,9 +435,10 @@ impl Upload for FsUpload {
             .take()
             .ok_or_else(|| StorageError::new(ErrorKind::Local, "upload already finished"))?;
         let durability = self.durability;
+        let trim = self.has_reserved();
         // From here `finish` cleans up after itself, even if this future is
         // dropped (a blocking task runs to its end).
-        blocking(move || finish(file, placement, durability).map_err(StorageError::from)).await?;
+        blocking(move || finish(file, placement, durability, trim).map_err(StorageError::from)).await?;
         Ok(self.written)
     }
 
@@ -344,12 +447,10 @@ impl Upload for FsUpload {
         let _ = self.settle().await;
         let file = self.file.take();
         let placement = self.placement.take();
-        blocking(move || {
-            drop(file);
-            match placement {
-                Some(Placement::Aside(aside)) => aside.abandon().map_err(StorageError::from),
-                _ => Ok(()),
-            }
+        let trim = self.has_reserved();
+        blocking(move || match placement {
+            Some(Placement::Aside(aside)) => aside.abandon(file, trim).map_err(StorageError::from),
+            _ => Ok(()),
         })
         .await
     }
@@ -384,10 +485,14 @@ impl Drop for FsUpload {
         let Some(Placement::Aside(aside)) = self.placement.take() else {
             return;
         };
+        // With a chunk in flight (current-thread runtimes) the file is not
+        // here to trim; a kept partial file then keeps its reserved blocks.
+        let file = self.file.take();
+        let trim = self.has_reserved();
         // The target stays busy until its clean-up (which may publish the
         // partial file) is done.
         let cleanup = move || {
-            let _ = aside.abandon();
+            let _ = aside.abandon(file, trim);
             drop(busy);
         };
         // unlink can block (freeing a large file's blocks): keep it off the

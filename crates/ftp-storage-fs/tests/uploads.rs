@@ -494,3 +494,152 @@ async fn downloads_without_inline_reads_go_through_the_pool() {
     })
     .await;
 }
+
+/// The preallocation step of the tests below (the default is 8 MiB).
+const STEP: usize = 1 << 20;
+
+fn preallocating(step: usize) -> FsOptions {
+    FsOptions {
+        upload_preallocation: step as u64,
+        keep_partial_uploads: true,
+        ..FsOptions::default()
+    }
+}
+
+/// Bytes of disk a file holds (st_blocks counts 512-byte units; on ext4
+/// it includes blocks reserved for data not yet written back).
+fn allocated(p: &std::path::Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().blocks() as usize * 512
+}
+
+fn patterned(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// The one upload file in the home, while it is being written.
+fn the_temp_file(t: &Tree) -> std::path::PathBuf {
+    let temps = temp_files(t, "");
+    assert_eq!(temps.len(), 1, "{:?}", t.on_disk(""));
+    t.home().join(&temps[0])
+}
+
+/// Writes `data` in 256 KiB chunks.
+async fn write_chunks(up: &mut Box<dyn ftp_storage::Upload>, data: &[u8]) {
+    for chunk in data.chunks(256 << 10) {
+        up.write_all(chunk).await.unwrap();
+    }
+}
+
+/// Asserts that a finished file holds no reserved blocks past its end (at
+/// most the last partial block and filesystem rounding).
+fn assert_trimmed(p: &std::path::Path, len: usize) {
+    let held = allocated(p);
+    assert!(
+        held < len + STEP / 4,
+        "{p:?}: {held} bytes allocated for {len} bytes of data"
+    );
+}
+
+/// Commits `up`, then checks the file `name` in the home: every byte, and
+/// no reserved blocks left.
+async fn commit_and_check(t: &Tree, up: Box<dyn ftp_storage::Upload>, name: &str, data: &[u8]) {
+    assert_eq!(up.commit().await.unwrap(), data.len() as u64);
+    assert_eq!(read(&*t.storage, &format!("/{name}")).await.unwrap(), data);
+    assert_trimmed(&t.home().join(name), data.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_upload_reserves_space_a_step_ahead_and_gives_back_the_rest() {
+    let t = Tree::with_options(preallocating(STEP)).await;
+    let s = &*t.storage;
+    let data = patterned(3 * STEP + 1000);
+    let mut up = s.open_write(&path("/big"), WriteMode::Replace).await.unwrap();
+
+    write_chunks(&mut up, &data[..STEP / 2]).await;
+    let temp = the_temp_file(&t);
+    let held = allocated(&temp);
+    assert!(
+        held < STEP,
+        "within the first step nothing is reserved: {held} bytes held"
+    );
+
+    write_chunks(&mut up, &data[STEP / 2..5 * STEP / 2]).await;
+    let held = allocated(&temp);
+    assert!(held >= 3 * STEP, "2.5 steps written, 3 reserved: {held} bytes held");
+    assert_eq!(
+        std::fs::metadata(&temp).unwrap().len(),
+        5 * STEP as u64 / 2,
+        "the length is what was written"
+    );
+
+    write_chunks(&mut up, &data[5 * STEP / 2..]).await;
+    commit_and_check(&t, up, "big", &data).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_copy_batches_reserve_space_too() {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    let t = Tree::with_options(preallocating(STEP)).await;
+    let s = &*t.storage;
+    let data = patterned(5 * STEP / 2);
+    let mut up = s.open_write(&path("/direct"), WriteMode::CreateNew).await.unwrap();
+    for batch in data.chunks(STEP / 2) {
+        // What the server's splice path does: count the batch, then write
+        // it to the descriptor itself.
+        up.direct_reserve(batch.len() as u64).unwrap();
+        let fd = up.direct_fd().expect("a direct descriptor on the multi-thread runtime");
+        // SAFETY: the upload owns the descriptor; ManuallyDrop never closes it.
+        let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        file.write_all(batch).unwrap();
+    }
+    let held = allocated(&the_temp_file(&t));
+    assert!(held >= 3 * STEP, "2.5 steps written, 3 reserved: {held} bytes held");
+    commit_and_check(&t, up, "direct", &data).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_partial_upload_gives_back_its_reserved_space() {
+    let t = Tree::with_options(preallocating(STEP)).await;
+    let s = &*t.storage;
+    let data = patterned(5 * STEP / 2);
+
+    let mut up = s.open_write(&path("/aborted"), WriteMode::Replace).await.unwrap();
+    write_chunks(&mut up, &data).await;
+    up.abort().await.unwrap();
+    assert_eq!(read(s, "/aborted").await.unwrap(), data);
+    assert_trimmed(&t.home().join("aborted"), data.len());
+
+    // A lost connection drops the upload; its clean-up publishes the part.
+    let mut up = s.open_write(&path("/dropped"), WriteMode::Replace).await.unwrap();
+    write_chunks(&mut up, &data).await;
+    drop(up);
+    for _ in 0..200 {
+        if t.on_disk("").contains(&"dropped".to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(read(s, "/dropped").await.unwrap(), data);
+    assert_trimmed(&t.home().join("dropped"), data.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preallocation_zero_reserves_nothing_and_in_place_uploads_never_do() {
+    let t = Tree::with_options(preallocating(0)).await;
+    let s = &*t.storage;
+    let data = patterned(5 * STEP / 2);
+    let mut up = s.open_write(&path("/plain"), WriteMode::Replace).await.unwrap();
+    write_chunks(&mut up, &data).await;
+    assert_trimmed(&the_temp_file(&t), data.len());
+    up.commit().await.unwrap();
+
+    let t = Tree::with_options(preallocating(STEP)).await;
+    let s = &*t.storage;
+    let mut up = s.open_write(&path("/appended"), WriteMode::Append).await.unwrap();
+    write_chunks(&mut up, &data).await;
+    assert_trimmed(&t.home().join("appended"), data.len());
+    up.commit().await.unwrap();
+    assert_eq!(read(s, "/appended").await.unwrap(), data);
+}
