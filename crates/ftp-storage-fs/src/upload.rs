@@ -26,10 +26,10 @@
 //!   the disk write overlap. A failed write is then reported by the next
 //!   `write_all` or by `commit`.
 //!
-//! A new file (`Replace`, `CreateNew`) reserves its disk space a step
-//! ahead of the writes past its first step ([`Preallocation`]; both paths on
-//! the server's runtime, and zero-copy batches too), and gives back what is
-//! left past its end before it is published under its name.
+//! On the server's runtime, a new file (`Replace`, `CreateNew`) reserves
+//! its disk space a step ahead of the writes once it passes its first step
+//! ([`Preallocation`]; chunks and zero-copy batches alike), and gives back
+//! what is left past its end before it is published under its name.
 //!
 //! Either way a failed write poisons the upload (the file has a hole), and
 //! a `write_all` future dropped half-way (the server's stall timeout or
@@ -178,7 +178,7 @@ impl Preallocation {
     /// Before bytes up to `end` are written: reserves up to the next step
     /// boundary past it when they reach beyond what is reserved.
     fn make_room(&mut self, file: &File, end: u64) {
-        if self.stopped || end <= self.reserved_to {
+        if !self.needs_room(end) {
             return;
         }
         let to = end.div_ceil(self.step).saturating_mul(self.step);
@@ -191,9 +191,9 @@ impl Preallocation {
         }
     }
 
-    /// Whether `n` more bytes after `written` need a reservation first.
-    fn needs_room(&self, written: u64, n: u64) -> bool {
-        !self.stopped && written.saturating_add(n) > self.reserved_to
+    /// Whether writing bytes up to `end` needs a reservation first.
+    fn needs_room(&self, end: u64) -> bool {
+        !self.stopped && end > self.reserved_to
     }
 }
 
@@ -414,8 +414,8 @@ impl Upload for FsUpload {
         // The batch is written next (direct_fd is only offered on the
         // server's runtime, where block_in_place works).
         if let (Some(p), Some(file)) = (self.prealloc.as_mut(), self.file.as_ref()) {
-            if p.needs_room(self.written, n) {
-                let end = self.written + n;
+            let end = self.written + n;
+            if p.needs_room(end) {
                 tokio::task::block_in_place(|| p.make_room(file, end));
             }
         }
