@@ -10,8 +10,8 @@
 //! The session's clocks: the login deadline (from connect, never extended
 //! by activity), the idle deadline (from the answer to the last command,
 //! paused while a transfer runs) and the session's maximum length (231 and
-//! close, after the running transfer if any). Before login, too many bad commands end
-//! the session (421).
+//! close, after the running transfer if any). Before login, too many bad
+//! commands end the session (421).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -158,10 +158,9 @@ impl InPlace {
 struct Preallocation {
     step: u64,
     /// Every byte below this is written or reserved. It starts at one step
-    /// so that an upload smaller than a step reserves nothing.
+    /// so that an upload smaller than a step reserves nothing, and grows
+    /// only when a reservation succeeds.
     reserved_to: u64,
-    /// Something was reserved: the file may hold blocks past its end.
-    reserved_any: bool,
     stopped: bool,
 }
 
@@ -170,7 +169,6 @@ impl Preallocation {
         (step > 0).then_some(Preallocation {
             step,
             reserved_to: step,
-            reserved_any: false,
             stopped: false,
         })
     }
@@ -183,10 +181,7 @@ impl Preallocation {
         }
         let to = end.div_ceil(self.step).saturating_mul(self.step);
         match sys::reserve_space(file.as_fd(), self.reserved_to, to - self.reserved_to) {
-            Ok(()) => {
-                self.reserved_to = to;
-                self.reserved_any = true;
-            }
+            Ok(()) => self.reserved_to = to,
             Err(_) => self.stopped = true,
         }
     }
@@ -194,6 +189,11 @@ impl Preallocation {
     /// Whether writing bytes up to `end` needs a reservation first.
     fn needs_room(&self, end: u64) -> bool {
         !self.stopped && end > self.reserved_to
+    }
+
+    /// Something was reserved: the file may hold blocks past its end.
+    fn reserved_any(&self) -> bool {
+        self.reserved_to > self.step
     }
 }
 
@@ -257,7 +257,7 @@ impl FsUpload {
 
     /// Whether the file may hold reserved blocks past its end.
     fn has_reserved(&self) -> bool {
-        self.prealloc.is_some_and(|p| p.reserved_any)
+        self.prealloc.is_some_and(|p| p.reserved_any())
     }
 
     fn poisoned() -> StorageError {
