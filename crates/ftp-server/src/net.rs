@@ -10,15 +10,30 @@ use tokio::net::TcpStream;
 /// sends ABOR with MSG_OOB; without this option the kernel pulls the urgent
 /// byte (the final LF) out of the stream and the command never ends.
 pub fn set_oob_inline(stream: &TcpStream) -> io::Result<()> {
-    let on: libc::c_int = 1;
+    set_int_option(stream, libc::SOL_SOCKET, libc::SO_OOBINLINE, 1)
+}
+
+/// TCP_CORK holds back partial segments until the option is cleared or
+/// the socket is shut down. A download corked from its first byte to its
+/// end goes out in full segments, and the shutdown that ends it puts the
+/// FIN on the last data segment instead of a segment of its own (Linux's
+/// tcp_send_fin): a small file is one segment, one wake-up and one ACK
+/// of the client's instead of two (perf, 4 KiB downloads: the second
+/// segment's loopback delivery and wake-up were a tenth of the server's
+/// CPU per file).
+pub fn set_cork(stream: &TcpStream, on: bool) -> io::Result<()> {
+    set_int_option(stream, libc::IPPROTO_TCP, libc::TCP_CORK, libc::c_int::from(on))
+}
+
+fn set_int_option(stream: &TcpStream, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: the fd is a live socket owned by `stream`; the option value is
     // a c_int whose size we pass.
     let rc = unsafe {
         libc::setsockopt(
             stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_OOBINLINE,
-            (&on as *const libc::c_int).cast(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

@@ -357,6 +357,15 @@ impl MaybeTls {
             _ => None,
         }
     }
+
+    /// The TCP stream underneath, with or without TLS (for socket options).
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            MaybeTls::Plain(s) => Some(s),
+            MaybeTls::Tls(s) => Some(s.get_ref().0),
+            MaybeTls::Detached => None,
+        }
+    }
 }
 
 impl AsyncRead for MaybeTls {

@@ -352,6 +352,42 @@ impl SendEncoder {
     }
 }
 
+/// How much of a download's end is sent corked (see [`TailCork`]).
+const CORKED_TAIL: u64 = 256 << 10;
+
+/// Corks a send's data connection for its last bytes, so that the shutdown
+/// ending it carries the FIN on the last data segment (see
+/// [`net::set_cork`]). Only the tail: a 1 GiB sendfile RETR corked from
+/// its first byte ran at a steady ~6,200 MiB/s where the uncorked one
+/// reached 7,500-8,300 in the same runs. Never in MODE B, whose connection
+/// stays open after the transfer and would keep its last block waiting;
+/// never before the TLS handshake (the caller runs it first), whose
+/// flights must not wait either.
+struct TailCork {
+    pending: bool,
+}
+
+impl TailCork {
+    fn new(mode: TransferMode) -> Self {
+        TailCork {
+            pending: mode != TransferMode::Block,
+        }
+    }
+
+    /// Corks `stream` once `left` bytes are all that is left to send
+    /// (`None`: unknown, so corks now).
+    fn near_end(&mut self, stream: &MaybeTls, left: Option<u64>) {
+        if !self.pending || left.is_some_and(|left| left > CORKED_TAIL) {
+            return;
+        }
+        self.pending = false;
+        if let Some(tcp) = stream.tcp() {
+            // An optimisation only: a socket that refuses it still works.
+            let _ = net::set_cork(tcp, true);
+        }
+    }
+}
+
 async fn send_file(
     mut stream: MaybeTls,
     mut source: Box<dyn FileRead>,
@@ -359,17 +395,20 @@ async fn send_file(
     mut ctx: TransferContext,
 ) -> TransferOutcome {
     let mut encoder = SendEncoder::new(ctx.params);
+    let mut cork = TailCork::new(ctx.params.mode);
     let stall = ctx.stall_timeout;
+    // The size at open: a download is that snapshot.
+    let end = source.size();
     let result: Result<(), Stop> = async {
         if let (true, Some(fd), Some(tcp)) = (encoder.is_identity(), source.sendfile_fd(), stream.as_plain()) {
             let mut pos = offset;
-            // The size at open: a download is that snapshot, and knowing it
-            // saves the last sendfile call that would only say "end".
-            let end = source.size();
             loop {
+                // Knowing the end also saves the last sendfile call, which
+                // would only say "end".
                 if end.is_some_and(|end| pos >= end) {
                     return Ok(());
                 }
+                cork.near_end(&stream, end.map(|end| end - pos));
                 // 8 MiB a call: on a fast link one call fills what the
                 // socket buffer has grown to (measured: 1 GiB RETR from
                 // ~3,960 to ~4,960 MiB/s median over 1 MiB calls).
@@ -382,11 +421,14 @@ async fn send_file(
         }
         let mut buf = vec![0u8; ctx.buffer_size];
         let mut wire = Vec::with_capacity(ctx.buffer_size + ctx.buffer_size / 8);
+        let mut pos = offset;
         loop {
             let n = guarded(&mut ctx.cancel, stall, source.read(&mut buf)).await?;
             if n == 0 {
                 break;
             }
+            pos += n as u64;
+            cork.near_end(&stream, end.map(|end| end.saturating_sub(pos)));
             let out: &[u8] = if encoder.is_identity() {
                 &buf[..n]
             } else {
@@ -680,6 +722,8 @@ async fn send_listing(
                 break;
             }
         }
+        // The last batch: the rest of the listing is in `out`.
+        TailCork::new(ctx.params.mode).near_end(&stream, None);
         flush_listing(
             &mut stream,
             &mut encoder,

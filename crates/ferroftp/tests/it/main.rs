@@ -7,6 +7,7 @@ mod clients_ftplib;
 mod clients_lftp;
 mod clients_suppaftp;
 mod common;
+mod data_segments;
 mod ftps;
 mod ftps_suppaftp;
 mod ftps_users;
