@@ -103,8 +103,8 @@ pub(crate) struct RunningTransfer {
     /// first (`cancel_transfer`), so an upload is aborted or kept cleanly.
     pub done: Exclusive<TransferFuture>,
     /// Replies the transfer asks the control connection to send while it
-    /// runs (110 restart marks).
-    pub marks: mpsc::Receiver<Reply>,
+    /// runs (110 restart marks; MODE B uploads only).
+    pub marks: Option<mpsc::Receiver<Reply>>,
 }
 
 pub(crate) type TransferFuture = std::pin::Pin<Box<dyn std::future::Future<Output = TransferOutcome> + Send>>;
@@ -137,9 +137,15 @@ pub(crate) enum TransferEvent {
 
 impl RunningTransfer {
     async fn next_event(&mut self) -> TransferEvent {
+        let marks = async {
+            match self.marks.as_mut() {
+                Some(marks) => marks.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            Some(mark) = self.marks.recv() => TransferEvent::Mark(mark),
+            Some(mark) = marks => TransferEvent::Mark(mark),
             outcome = self.done.get_mut() => TransferEvent::Done(outcome),
         }
     }

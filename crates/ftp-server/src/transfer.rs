@@ -84,7 +84,8 @@ pub(crate) struct TransferContext {
     pub stall_timeout: Duration,
     pub buffer_size: usize,
     pub progress: Arc<AtomicU64>,
-    pub marks: mpsc::Sender<Reply>,
+    /// Where 110 restart marks go: only for MODE B uploads.
+    pub marks: Option<mpsc::Sender<Reply>>,
     pub cancel: oneshot::Receiver<()>,
     /// PROT P: TLS on the data connection, with the control session's
     /// config (see `tls`).
@@ -507,8 +508,10 @@ async fn receive_file(
                                     .filter(|c| c.is_ascii_graphic())
                                     .collect();
                                 let reply = Reply::new(ReplyCode::RestartMarker, format!("MARK {marker} = {position}"));
-                                if ctx.marks.send(reply).await.is_ok() {
-                                    marks_sent += 1;
+                                if let Some(marks) = &ctx.marks {
+                                    if marks.send(reply).await.is_ok() {
+                                        marks_sent += 1;
+                                    }
                                 }
                                 continue;
                             }

@@ -37,3 +37,4 @@ mod security_timeouts;
 mod security_util;
 mod smoke;
 mod soak;
+mod syscall_budget;

@@ -13,7 +13,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use ftp_proto::command::{split_list_options, TransferType};
+use ftp_proto::command::{split_list_options, TransferMode, TransferType};
 use ftp_proto::listing::{self, EntryKind};
 use ftp_proto::{FtpPath, Reply, ReplyCode, Verb};
 use ftp_storage::{DirEntry, ErrorKind, WriteMode};
@@ -56,7 +56,20 @@ impl Session {
         let cfg = &self.shared.config;
         let progress = Arc::new(AtomicU64::new(0));
         let (cancel_tx, cancel_rx) = oneshot::channel();
-        let (marks_tx, marks_rx) = mpsc::channel(16);
+        // Only a MODE B upload sends restart marks. A channel for every
+        // transfer would cost a wake per transfer: the end of a transfer
+        // drops its sender, which wakes the session task while that very
+        // task is polling the transfer, and tokio answers a task woken
+        // during its own poll by queueing it again and waking the other
+        // worker thread to steal it (perf: one futex wake and a second
+        // poll per small download).
+        let (marks_tx, marks_rx) = match (&job, self.params.mode) {
+            (Job::Stor { .. }, TransferMode::Block) => {
+                let (tx, rx) = mpsc::channel(16);
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
         let ctx = TransferContext {
             params: self.params,
             data: std::mem::replace(&mut self.data, DataSetup::None),
