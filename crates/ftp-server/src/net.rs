@@ -13,16 +13,15 @@ pub fn set_oob_inline(stream: &TcpStream) -> io::Result<()> {
     set_int_option(stream, libc::SOL_SOCKET, libc::SO_OOBINLINE, 1)
 }
 
-/// TCP_CORK holds back partial segments until the option is cleared or
-/// the socket is shut down. A download corked from its first byte to its
-/// end goes out in full segments, and the shutdown that ends it puts the
-/// FIN on the last data segment instead of a segment of its own (Linux's
-/// tcp_send_fin): a small file is one segment, one wake-up and one ACK
-/// of the client's instead of two (perf, 4 KiB downloads: the second
-/// segment's loopback delivery and wake-up were a tenth of the server's
-/// CPU per file).
-pub fn set_cork(stream: &TcpStream, on: bool) -> io::Result<()> {
-    set_int_option(stream, libc::IPPROTO_TCP, libc::TCP_CORK, libc::c_int::from(on))
+/// Sets TCP_CORK, which holds back partial segments until the socket is
+/// shut down (or the option cleared). Set before a download's last bytes,
+/// it makes the shutdown ending the download put the FIN on the last data
+/// segment instead of a segment of its own (Linux's tcp_send_fin): a small
+/// file is one segment, one wake-up and one ACK of the client's instead of
+/// two (perf, 4 KiB downloads: the second segment's loopback delivery and
+/// wake-up were a tenth of the server's CPU per file).
+pub fn cork(stream: &TcpStream) -> io::Result<()> {
+    set_int_option(stream, libc::IPPROTO_TCP, libc::TCP_CORK, 1)
 }
 
 fn set_int_option(stream: &TcpStream, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {

@@ -358,7 +358,7 @@ const CORKED_TAIL: u64 = 256 << 10;
 
 /// Corks a send's data connection for its last bytes, so that the shutdown
 /// ending it carries the FIN on the last data segment (see
-/// [`net::set_cork`]). Only the tail: a 1 GiB sendfile RETR corked from
+/// [`net::cork`]). Only the tail: a 1 GiB sendfile RETR corked from
 /// its first byte ran at a steady ~6,200 MiB/s where the uncorked one
 /// reached 7,500-8,300 in the same runs. Never in MODE B, whose connection
 /// stays open after the transfer and would keep its last block waiting;
@@ -384,7 +384,7 @@ impl TailCork {
         self.pending = false;
         if let Some(tcp) = stream.tcp() {
             // An optimisation only: a socket that refuses it still works.
-            let _ = net::set_cork(tcp, true);
+            let _ = net::cork(tcp);
         }
     }
 }
