@@ -328,7 +328,7 @@ async fn listing_facts_and_odd_names() {
     assert!(stream.next_entry().await.unwrap().is_none(), "the end repeats");
 }
 
-/// A directory of 20,000 entries (about 40 batches of 512, each read ahead
+/// A directory of 20,000 entries (about 10 batches of 2,048, each read ahead
 /// and described by two threads) streams completely: the batching loses and
 /// repeats nothing, and every entry carries its own facts.
 async fn huge_directory_streams_every_entry_once() {
