@@ -842,8 +842,8 @@ def make_data(ctx, cfg):
 
 
 def warm_page_cache(ctx, cfg):
-    """Reads the download files once before each server's turn (and stats
-    the listing directories' entries): the table
+    """Reads the download files once before each run (and stats the
+    listing directories' entries): the table
     says "data set in the page cache", and without this the first server of
     a workload (ferroftp, always) paid for whatever the previous workload
     evicted (a first RETR at 400 MiB/s among runs of 5,000)."""
@@ -1311,6 +1311,7 @@ def w_smallraw(srv, cfg, ctx):
     # ping-pong, so a client costing C per file caps any server below 1/C
     # files/s -- the figure that says how far the row can move at all.
     server_cpu = client_cpu = 0.0
+    warm_login(srv)
     for _ in range(cfg["small_runs"]):
         deadline = time.monotonic() + 30 + n * 0.5
         ctl = Ctl(srv.port)
@@ -1748,6 +1749,48 @@ def text_table(header, rows):
     return "\n".join(lines)
 
 
+# Rows measured in rounds (see main): the key of the preset that says how
+# many runs each server gets.
+INTERLEAVED = {"retr": "retr_runs", "stor": "stor_runs", "storsync": "stor_runs",
+               "tlsretr": "retr_runs", "tlsstor": "stor_runs", "small": "small_runs",
+               "smallraw": "small_runs", "list": "list_runs"}
+
+RUNS_NOTE = re.compile(r"(?:^|; )runs [^;]*")
+CPU_NOTE = re.compile(r"CPU per file: server (\d+) us, client (\d+) us")
+
+
+def merge_runs(cells):
+    """One cell from a server's one-run cells of the rounds: the median of
+    their values (for a (seconds, peak memory) value, the median time and
+    the highest peak), the runs in the order they ran, and the rest of the
+    notes (the same for every run, but CPU per file, which is averaged).
+    A failed run makes the cell fail."""
+    if not cells[-1]["ok"]:
+        return cells[-1]
+    values = [c["value"] for c in cells]
+    if isinstance(values[0], tuple):
+        value = (statistics.median(v[0] for v in values), max(v[1] for v in values))
+        runs = ", ".join("%.3f s" % v[0] for v in values)
+    else:
+        value = statistics.median(values)
+        runs = ", ".join("%.0f" % v for v in values)
+    rest = RUNS_NOTE.sub("", cells[0]["note"] or "").strip("; ")
+    cpu = [CPU_NOTE.search(c["note"] or "") for c in cells]
+    if all(cpu):
+        server = statistics.mean(int(m.group(1)) for m in cpu)
+        client = statistics.mean(int(m.group(2)) for m in cpu)
+        rest = CPU_NOTE.sub("CPU per file: server %.0f us, client %.0f us" % (server, client), rest)
+    note = "runs " + runs
+    if rest:
+        parts = rest.split("; ")
+        # the client's version or the TLS suite first, as the workloads write it
+        if CPU_NOTE.search(rest):
+            note = note + "; " + rest
+        else:
+            note = rest + "; " + note
+    return dict(ok=True, value=value, note=note)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repo", required=True)
@@ -1825,6 +1868,60 @@ def main():
     notes = []
     interrupted = False
     start_failed = {}
+
+    def start_server(s, wl):
+        """Server s started for workload wl: (Running, None), or (None, the
+        failed cell) when it is not available or does not start."""
+        sdef = sdefs[s]
+        sdef.workload = wl
+        reason = unavailable[s] or start_failed.get(s)
+        if reason:
+            log("   %-9s fail: %s" % (s, reason))
+            return None, dict(ok=False, note=reason)
+        # up to three starts, each on a new port: a port can be taken
+        # between picking and binding it
+        for attempt in range(3):
+            srv = Running(sdef, wl)
+            try:
+                srv.wait_ready()
+                return srv, None
+            except BenchError as e:
+                srv.stop()
+                why = sdef.fallback(str(e))
+                if why:
+                    log("   %-9s %s" % (s, why))
+                    notes.append("%s: %s (first error: %s)" % (s, why, str(e)[-200:]))
+                elif attempt == 2:
+                    start_failed[s] = "did not start: %s" % e
+                    log("   %-9s fail: %s" % (s, start_failed[s]))
+                    return None, dict(ok=False, note=start_failed[s])
+                else:
+                    log("   %-9s start failed (%s), trying another port"
+                        % (s, str(e)[-120:]))
+        start_failed[s] = "did not start after three tries (see the notes)"
+        return None, dict(ok=False, note=start_failed[s])
+
+    def run_on(srv, run_cfg, s, wl):
+        """Workload wl on the running server s: its cell (ok, value, note)."""
+        warm_page_cache(ctx, run_cfg)
+        try:
+            t0 = time.monotonic()
+            value, note = WORKLOAD_FUNCS[wl](srv, run_cfg, ctx)
+            if srv.proc.poll() is not None:
+                raise BenchError("server exited (code %s) during the run" % srv.proc.returncode)
+            shown = value if not isinstance(value, tuple) else " / ".join("%.3f" % v for v in value)
+            if isinstance(shown, float):
+                shown = "%.1f" % shown
+            log("   %-9s %s  (%.1f s%s)" % (s, shown, time.monotonic() - t0,
+                                           "; " + note if note else ""))
+            return dict(ok=True, value=value, note=note)
+        except Exception as e:  # noqa: BLE001 - any failure is one cell's "fail"
+            msg = str(e) or type(e).__name__
+            if not isinstance(e, BenchError):
+                msg = "%s: %s" % (type(e).__name__, e)
+            log("   %-9s fail: %s" % (s, msg))
+            return dict(ok=False, note=msg)
+
     started_at = datetime.datetime.now().astimezone()
     try:
         load_at_start = " ".join(open("/proc/loadavg").read().split()[:3])
@@ -1833,58 +1930,41 @@ def main():
     try:
         for wl in workloads:
             log("== workload %s" % wl)
-            for s in servers:
-                warm_page_cache(ctx, cfg)
-                if wl in FERROFTP_ONLY and s != "ferroftp":
-                    continue
-                sdef = sdefs[s]
-                sdef.workload = wl
-                reason = unavailable[s] or start_failed.get(s)
-                if reason:
-                    results[(s, wl)] = dict(ok=False, note=reason)
-                    log("   %-9s fail: %s" % (s, reason))
-                    continue
-                srv = None
-                try:
-                    # up to three starts, each on a new port: a port can be
-                    # taken between picking and binding it
-                    for attempt in range(3):
-                        srv = Running(sdef, wl)
-                        try:
-                            srv.wait_ready()
-                            break
-                        except BenchError as e:
-                            srv.stop()
-                            srv = None
-                            why = sdef.fallback(str(e))
-                            if why:
-                                log("   %-9s %s" % (s, why))
-                                notes.append("%s: %s (first error: %s)" % (s, why, str(e)[-200:]))
-                            elif attempt == 2:
-                                start_failed[s] = "did not start: %s" % e
-                                raise BenchError(start_failed[s])
-                            else:
-                                log("   %-9s start failed (%s), trying another port"
-                                    % (s, str(e)[-120:]))
-                    t0 = time.monotonic()
-                    value, note = WORKLOAD_FUNCS[wl](srv, cfg, ctx)
-                    if srv.proc.poll() is not None:
-                        raise BenchError("server exited (code %s) during the run" % srv.proc.returncode)
-                    results[(s, wl)] = dict(ok=True, value=value, note=note)
-                    shown = value if not isinstance(value, tuple) else " / ".join("%.3f" % v for v in value)
-                    if isinstance(shown, float):
-                        shown = "%.1f" % shown
-                    log("   %-9s %s  (%.1f s%s)" % (s, shown, time.monotonic() - t0,
-                                                   "; " + note if note else ""))
-                except Exception as e:  # noqa: BLE001 - any failure is one cell's "fail"
-                    msg = str(e) or type(e).__name__
-                    if not isinstance(e, BenchError):
-                        msg = "%s: %s" % (type(e).__name__, e)
-                    results[(s, wl)] = dict(ok=False, note=msg)
-                    log("   %-9s fail: %s" % (s, msg))
-                finally:
-                    if srv is not None:
-                        srv.stop()
+            runs_key = INTERLEAVED.get(wl)
+            rounds = cfg[runs_key] if runs_key else 1
+            # Every server is started for the workload and stopped after it.
+            # A row with several runs is measured in rounds: one run per
+            # server per round, the servers' order rotated each round, so a
+            # slow spell of the machine costs every server a run instead of
+            # one server its whole turn (the servers not running a transfer
+            # wait idle).
+            run_cfg = dict(cfg, **{runs_key: 1}) if rounds > 1 else cfg
+            cells = {}
+            running = {}
+            try:
+                for s in servers:
+                    if wl in FERROFTP_ONLY and s != "ferroftp":
+                        continue
+                    srv, failed = start_server(s, wl)
+                    if srv is None:
+                        results[(s, wl)] = failed
+                    else:
+                        running[s] = srv
+                        cells[s] = []
+                order = [s for s in servers if s in running]
+                for r in range(rounds):
+                    turn = r % len(order) if order else 0
+                    for s in order[turn:] + order[:turn]:
+                        done = cells[s]
+                        if done and not done[-1]["ok"]:
+                            continue
+                        done.append(run_on(running[s], run_cfg, s, wl))
+            finally:
+                for srv in running.values():
+                    srv.stop()
+            for s, done in cells.items():
+                if done:
+                    results[(s, wl)] = merge_runs(done) if rounds > 1 else done[0]
     except (KeyboardInterrupt, Terminated):
         interrupted = True
         log("!! interrupted: servers stopped, writing partial results")
