@@ -1782,7 +1782,6 @@ def merge_runs(cells):
         rest = CPU_NOTE.sub("CPU per file: server %.0f us, client %.0f us" % (server, client), rest)
     note = "runs " + runs
     if rest:
-        parts = rest.split("; ")
         # the client's version or the TLS suite first, as the workloads write it
         if CPU_NOTE.search(rest):
             note = note + "; " + rest
