@@ -328,7 +328,6 @@ pub(crate) async fn establish(setup: DataSetup, timeout: Duration) -> io::Result
             }
         }
     };
-    let _ = stream.set_nodelay(true);
     Ok((MaybeTls::Plain(stream), true))
 }
 

@@ -207,7 +207,14 @@ pub(crate) async fn run(job: Job, mut ctx: TransferContext) -> TransferOutcome {
         }),
     };
     let stream = match connected {
-        Ok((stream, true)) => protect(stream, &mut ctx).await,
+        Ok((stream, true)) => {
+            if needs_nodelay(&ctx) {
+                if let Some(tcp) = stream.tcp() {
+                    let _ = tcp.set_nodelay(true);
+                }
+            }
+            protect(stream, &mut ctx).await
+        }
         Ok((stream, false)) => Ok(stream),
         Err(stop) => Err(stop),
     };
@@ -229,6 +236,21 @@ pub(crate) async fn run(job: Job, mut ctx: TransferContext) -> TransferOutcome {
         } => receive_file(stream, upload, offset, unique_name, ctx).await,
         Job::List { listing, format } => send_listing(stream, listing, format, ctx).await,
     }
+}
+
+/// Whether a new data connection turns Nagle's algorithm off. A plain
+/// stream-mode transfer keeps it on: the end of its data is corked and the
+/// shutdown sends whatever is left at once (see [`TailCork`]), and with it
+/// off each sendfile pushed out whatever part of a segment the window
+/// allowed (32 clients fetching 64 MiB each: 23,300 segments per GiB with
+/// it off, 21,700 on, against vsftpd's 18,600; the clients spent a quarter
+/// less CPU, and the aggregate went from 2,370-2,820 to 2,989-3,505 MiB/s
+/// over four interleaved rounds). Under TLS the handshake's and the
+/// records' small writes must not wait for an ACK, nor may the last block
+/// of a MODE B transfer, whose connection stays open with nothing to
+/// push it.
+fn needs_nodelay(ctx: &TransferContext) -> bool {
+    ctx.protection.is_some() || ctx.params.mode == TransferMode::Block
 }
 
 /// Runs the TLS handshake on a new data connection under PROT P and checks
