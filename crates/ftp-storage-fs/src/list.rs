@@ -20,8 +20,9 @@ use crate::sys;
 /// blocking pool (the batch and the helper for its back half) and their
 /// wake-ups: with 512, a LIST of 50,000 made 994 futex calls and took
 /// 0.062-0.083 s with curl (median of 15, three rounds); with 2,048, 245
-/// futex calls and 0.058-0.066 s. Larger batches gained nothing more. Two
-/// batches held (one read ahead) stay near 300 KiB.
+/// futex calls and 0.058-0.066 s. Larger batches gained nothing more. A
+/// batch is about 190 KiB (a 64-byte entry and its name's allocation each),
+/// so the two held (one read ahead) stay under 400 KiB.
 pub(crate) const BATCH: usize = 2048;
 
 /// getdents64 buffer: holds a few hundred typical records per call.
