@@ -58,6 +58,9 @@ pub struct ServerSection {
     /// password hashing. Bounded so a burst of sessions cannot grow the
     /// process by a thread (stack and allocator arena) per session.
     pub blocking_threads: usize,
+    /// Threads that each send one large plain download, outside the
+    /// runtime's workers (0: none, the workers send everything).
+    pub send_threads: usize,
     /// Seconds between hand-backs of freed memory to the system (0: never).
     pub memory_trim_interval: u64,
     /// The Linux scheduling policy of the server's threads.
@@ -90,6 +93,7 @@ impl Default for ServerSection {
             allow_foreign_data_address: d.allow_foreign_data_address,
             transfer_buffer_size: d.transfer_buffer_size,
             blocking_threads: 64,
+            send_threads: d.send_threads,
             memory_trim_interval: 10,
             cpu_scheduling: CpuScheduling::Batch,
         }
@@ -523,6 +527,11 @@ impl FileConfig {
                 "timeouts.proxy_header must be at least 1 second".into(),
             ));
         }
+        if self.server.send_threads > 1024 {
+            return Err(ConfigError::Invalid(
+                "server.send_threads must be between 0 and 1024".into(),
+            ));
+        }
         if self.server.blocking_threads == 0 || self.server.blocking_threads > 1024 {
             return Err(ConfigError::Invalid(
                 "server.blocking_threads must be between 1 and 1024".into(),
@@ -587,6 +596,7 @@ impl FileConfig {
                 FailedLoginReply::NotLoggedIn
             },
             transfer_buffer_size: self.server.transfer_buffer_size,
+            send_threads: self.server.send_threads,
             virtual_hosts: self
                 .virtual_hosts
                 .iter()
@@ -797,6 +807,10 @@ mod tests {
         assert!(c.validate().is_err());
         let c: FileConfig = toml::from_str("[auth]\nfailed_login_reply = 431").unwrap();
         assert!(c.validate().is_err());
+        let c: FileConfig = toml::from_str("[server]\nsend_threads = 1025").unwrap();
+        assert!(c.validate().is_err());
+        let c: FileConfig = toml::from_str("[server]\nsend_threads = 0").unwrap();
+        assert_eq!(c.server_config().unwrap().send_threads, 0);
         assert_eq!(parse_port_range("50000-50010").unwrap(), 50000..=50010);
     }
 

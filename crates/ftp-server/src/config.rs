@@ -252,6 +252,10 @@ pub struct ServerConfig {
     pub bans: BanConfig,
     /// Bytes per read/write of a transfer.
     pub transfer_buffer_size: usize,
+    /// Threads that each send one large plain download (see
+    /// `send_thread`); downloads beyond them are sent by the runtime's
+    /// workers. 0: all of them are.
+    pub send_threads: usize,
     /// Names HOST accepts; empty accepts any name.
     pub virtual_hosts: Vec<VirtualHost>,
     /// Entries STAT <dir> sends over the control connection at most.
@@ -289,6 +293,7 @@ impl Default for ServerConfig {
             failed_login_reply: FailedLoginReply::NotLoggedIn,
             bans: BanConfig::default(),
             transfer_buffer_size: 256 * 1024,
+            send_threads: 64,
             virtual_hosts: Vec::new(),
             max_stat_entries: 10_000,
             tls: None,

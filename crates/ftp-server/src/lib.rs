@@ -24,6 +24,8 @@
 //! - `proxy`: the PROXY protocol header read from a trusted balancer's
 //!   connection before the greeting.
 //! - `net`: socket options (TCP_NODELAY, SO_OOBINLINE) and sendfile.
+//! - `send_thread`: large plain downloads sent from a bounded set of
+//!   threads, one per download, instead of the runtime's workers.
 
 mod bans;
 mod commands;
@@ -36,6 +38,7 @@ mod net;
 mod proxy;
 mod quota;
 mod replies;
+mod send_thread;
 mod session;
 pub mod tls;
 mod transfer;

@@ -57,6 +57,7 @@ impl Server {
                 per_user: SessionCounts::new(config.max_sessions_per_user),
                 bans: BanTable::new(config.bans.clone()),
                 quotas: Default::default(),
+                send_threads: crate::send_thread::SendThreads::new(config.send_threads),
                 config,
                 backend,
                 auth,

@@ -43,6 +43,11 @@ fn set_int_option(stream: &TcpStream, level: libc::c_int, name: libc::c_int, val
     }
 }
 
+/// Bytes a download asks one sendfile call for: on a fast link one call
+/// fills what the socket buffer has grown to (measured: 1 GiB RETR from
+/// ~3,960 to ~4,960 MiB/s median over 1 MiB calls).
+pub const SENDFILE_CHUNK: usize = 8 << 20;
+
 /// Sends up to `count` bytes of `file_fd` starting at `*offset` to the
 /// socket with sendfile(2), advancing `*offset`. Returns the bytes sent (0
 /// at end of file). Waits for socket writability without blocking a thread.

@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub quotas: crate::quota::Quotas,
     pub backend: Arc<dyn Backend>,
     pub auth: Arc<dyn Authenticator>,
+    /// Threads for large plain downloads, `config.send_threads` at most.
+    pub send_threads: Arc<crate::send_thread::SendThreads>,
     /// Becomes true when the server shuts down.
     pub shutting_down: watch::Receiver<bool>,
 }

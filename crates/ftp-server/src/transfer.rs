@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::data::{self, DataSetup};
 use crate::net;
 use crate::replies;
+use crate::send_thread::{self, SendError, SendThreads, ThreadSend};
 use crate::session::TransferParams;
 use crate::tls::{self, MaybeTls};
 
@@ -90,6 +91,8 @@ pub(crate) struct TransferContext {
     /// PROT P: TLS on the data connection, with the control session's
     /// config (see `tls`).
     pub protection: Option<DataProtection>,
+    /// Threads for large plain downloads (see `send_thread`).
+    pub send_threads: Arc<SendThreads>,
 }
 
 pub(crate) struct DataProtection {
@@ -178,6 +181,16 @@ async fn guarded<T, E: Into<StopCause>>(
             Ok(Err(e)) => Err(e.into().0),
             Err(_) => Err(Stop::Stalled),
         },
+    }
+}
+
+impl From<SendError> for Stop {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Stalled => Stop::Stalled,
+            SendError::Stopped => Stop::Cancelled,
+            SendError::Io(e) => Stop::Network(e),
+        }
     }
 }
 
@@ -411,6 +424,41 @@ impl TailCork {
     }
 }
 
+/// Sends a large download's body, up to its corked tail, from a thread of
+/// its own (see `send_thread`) and returns where it got to; `pos` as it
+/// was when the download is too short for one or no thread is free.
+async fn send_body_on_thread(
+    tcp: &tokio::net::TcpStream,
+    fd: std::os::fd::RawFd,
+    pos: u64,
+    end: u64,
+    ctx: &mut TransferContext,
+) -> Result<u64, Stop> {
+    let body_end = end.saturating_sub(CORKED_TAIL);
+    if body_end.saturating_sub(pos) < send_thread::MIN_BYTES {
+        return Ok(pos);
+    }
+    let progress = Arc::clone(&ctx.progress);
+    let Some(mut send) = ThreadSend::start(&ctx.send_threads, tcp, fd, pos..body_end, ctx.stall_timeout, progress)
+    else {
+        return Ok(pos);
+    };
+    let finished = tokio::select! {
+        biased;
+        _ = &mut ctx.cancel => None,
+        r = send.finish() => Some(r),
+    };
+    match finished {
+        Some(r) => r.map_err(Stop::from),
+        None => {
+            // Waits for the thread to let go of the connection, so that
+            // closing it after the 426 really closes it.
+            send.stop().await;
+            Err(Stop::Cancelled)
+        }
+    }
+}
+
 async fn send_file(
     mut stream: MaybeTls,
     mut source: Box<dyn FileRead>,
@@ -425,6 +473,9 @@ async fn send_file(
     let result: Result<(), Stop> = async {
         if let (true, Some(fd), Some(tcp)) = (encoder.is_identity(), source.sendfile_fd(), stream.as_plain()) {
             let mut pos = offset;
+            if let Some(end) = end {
+                pos = send_body_on_thread(tcp, fd, pos, end, &mut ctx).await?;
+            }
             loop {
                 // Knowing the end also saves the last sendfile call, which
                 // would only say "end".
@@ -432,10 +483,12 @@ async fn send_file(
                     return Ok(());
                 }
                 cork.near_end(&stream, end.map(|end| end - pos));
-                // 8 MiB a call: on a fast link one call fills what the
-                // socket buffer has grown to (measured: 1 GiB RETR from
-                // ~3,960 to ~4,960 MiB/s median over 1 MiB calls).
-                let n = guarded(&mut ctx.cancel, stall, net::sendfile(tcp, fd, &mut pos, 8 << 20)).await?;
+                let n = guarded(
+                    &mut ctx.cancel,
+                    stall,
+                    net::sendfile(tcp, fd, &mut pos, net::SENDFILE_CHUNK),
+                )
+                .await?;
                 if n == 0 {
                     return Ok(());
                 }

@@ -35,6 +35,7 @@ mod security_data;
 mod security_sessions;
 mod security_timeouts;
 mod security_util;
+mod send_threads;
 mod smoke;
 mod soak;
 mod syscall_budget;

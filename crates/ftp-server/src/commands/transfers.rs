@@ -80,6 +80,7 @@ impl Session {
             marks: marks_tx,
             cancel: cancel_rx,
             protection: self.data_protection(matches!(job, Job::Stor { .. })),
+            send_threads: Arc::clone(&self.shared.send_threads),
         };
         let done = Exclusive::new(Box::pin(transfer::run(job, ctx)) as TransferFuture);
         self.transfer = Some(RunningTransfer {
