@@ -34,7 +34,8 @@ use tokio::sync::oneshot;
 
 use crate::net;
 
-/// Downloads with less than this left to send stay on the runtime.
+/// Downloads whose body (all but the corked tail the worker sends, see
+/// `transfer::CORKED_TAIL`) is shorter than this stay on the runtime.
 pub(crate) const MIN_BYTES: u64 = 4 << 20;
 
 /// The send loop needs next to no stack; the default 2 MiB is only address
