@@ -51,15 +51,15 @@ ALL_WORKLOADS = ["retr", "stor", "storsync", "tlsretr", "tlsstor", "small", "sma
 # (e.g. FERROFTP_BENCH_BIG_MIB=256).
 PRESETS = {
     "full": dict(big_mib=1024, retr_runs=5, stor_mib=512, stor_runs=5,
-                 small_files=300, small_bytes=4096, small_runs=3, par_clients=32, par_mib=64,
+                 small_files=300, small_bytes=4096, small_runs=3, par_clients=32, par_mib=64, par_runs=5,
                  list_entries=50000, list_runs=3, login_workers=8, login_seconds=5.0,
                  idle_sessions=500, s3_mib=256, s3_list_entries=2000),
     "medium": dict(big_mib=256, retr_runs=3, stor_mib=128, stor_runs=3,
-                   small_files=300, small_bytes=4096, small_runs=3, par_clients=32, par_mib=16,
+                   small_files=300, small_bytes=4096, small_runs=3, par_clients=32, par_mib=16, par_runs=3,
                    list_entries=50000, list_runs=3, login_workers=8, login_seconds=5.0,
                    idle_sessions=500, s3_mib=64, s3_list_entries=1000),
     "tiny": dict(big_mib=1, retr_runs=3, stor_mib=1, stor_runs=3,
-                 small_files=10, small_bytes=4096, small_runs=3, par_clients=2, par_mib=1,
+                 small_files=10, small_bytes=4096, small_runs=3, par_clients=2, par_mib=1, par_runs=3,
                  list_entries=500, list_runs=3, login_workers=2, login_seconds=1.0,
                  idle_sessions=20, s3_mib=1, s3_list_entries=20),
 }
@@ -1644,8 +1644,8 @@ def row_defs(cfg):
          % (cfg["small_files"], cfg["small_runs"]), "files/s", True, 0),
         ("smallraw", "smallraw", "same %d files, raw-socket client, one control connection (median of %d)"
          % (cfg["small_files"], cfg["small_runs"]), "files/s", True, 0),
-        ("parallel", "parallel", "%d clients each RETR %s at once (aggregate)"
-         % (cfg["par_clients"], size(cfg["par_mib"])), "MiB/s", True, 0),
+        ("parallel", "parallel", "%d clients each RETR %s at once (aggregate; median of %d)"
+         % (cfg["par_clients"], size(cfg["par_mib"]), cfg["par_runs"]), "MiB/s", True, 0),
         ("list_s", "list", "LIST of %s entries, curl (median of %d)"
          % (format(cfg["list_entries"], ","), cfg["list_runs"]),
          "s", False, 3),
@@ -1753,7 +1753,7 @@ def text_table(header, rows):
 # many runs each server gets.
 INTERLEAVED = {"retr": "retr_runs", "stor": "stor_runs", "storsync": "stor_runs",
                "tlsretr": "retr_runs", "tlsstor": "stor_runs", "small": "small_runs",
-               "smallraw": "small_runs", "list": "list_runs"}
+               "smallraw": "small_runs", "parallel": "par_runs", "list": "list_runs"}
 
 RUNS_NOTE = re.compile(r"(?:^|; )runs [^;]*")
 CPU_NOTE = re.compile(r"CPU per file: server (\d+) us, client (\d+) us")
