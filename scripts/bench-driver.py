@@ -187,6 +187,71 @@ def tree_cpu_seconds_live(root):
     return total / 1e9
 
 
+AUTOGROUP = "/proc/sys/kernel/sched_autogroup_enabled"
+
+
+def turn_off_autogroup():
+    """Turns the scheduler's autogroups off for the run; returns the value
+    to restore afterwards, None when nothing was changed (already off, not
+    this kernel, not root).
+
+    With autogroups the kernel shares the CPU between sessions (setsid)
+    first and between threads only inside a session. vsftpd calls setsid
+    for every client session, the other servers and the benchmark client
+    do not, so on two busy cores 32 vsftpd sessions weighed 32 shares
+    against the client's one while ferroftp's threads together weighed
+    one: the 32-client row measured the session layout as much as the
+    servers. Measured, 16 runs each, both servers in sessions of their own:
+    autogroups on, ferroftp 4,300-7,070 MiB/s and vsftpd 4,100-5,780;
+    off, 6,740-7,840 and 5,820-7,330, the machine 89-95% busy either way.
+    A server in production runs in a cgroup of its own, where autogroups
+    do not apply, with its clients on other machines."""
+    try:
+        with open(AUTOGROUP) as f:
+            was = f.read().strip()
+        if was == "0":
+            return None
+        with open(AUTOGROUP, "w") as f:
+            f.write("0")
+        return was
+    except OSError:
+        return None
+
+
+def restore_autogroup(was):
+    if was is None:
+        return
+    try:
+        with open(AUTOGROUP, "w") as f:
+            f.write(was)
+    except OSError as e:
+        log("!! could not restore %s to %s: %s" % (AUTOGROUP, was, e))
+
+
+def machine_cpu_ticks():
+    """(busy, softirq, total) clock ticks of all cores from /proc/stat.
+    Machine-wide, because on loopback the kernel runs much of one side's
+    TCP work in the other side's context or in softirq time that no
+    process is charged for, so per-process CPU times do not add up."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    busy = user + nice + system + irq + softirq + steal
+    return busy, softirq, busy + idle + iowait
+
+
+def busy_note(before, after):
+    """The share of the machine's CPU used between two machine_cpu_ticks()."""
+    if not before or not after or after[2] <= before[2]:
+        return None
+    total = after[2] - before[2]
+    return "machine CPU busy %.0f%% (softirq %.0f%%)" % (
+        100.0 * (after[0] - before[0]) / total, 100.0 * (after[1] - before[1]) / total)
+
+
 class PeakSampler(threading.Thread):
     """Samples the RSS of a process tree every `interval` seconds."""
 
@@ -1392,14 +1457,18 @@ def w_parallel(srv, cfg, ctx):
     except threading.BrokenBarrierError:
         pass
     t0 = time.monotonic()
+    ticks0 = machine_cpu_ticks()
     for t in threads:
         t.join(max(1.0, timeout - (time.monotonic() - t0)))
+    ticks1 = machine_cpu_ticks()
     errors = [r for r in results if r is not True]
     if errors:
         first = next((e for e in errors if e and e != "barrier broken"), errors[0])
         raise BenchError("%d of %d clients failed (%s)" % (len(errors), nclients, first))
     dt = max(ends) - t0
-    return nclients * size / MIB / dt, None
+    # Says whether the row measured a server or the machine: near 100%
+    # every server that sends with sendfile is at the same kernel cost.
+    return nclients * size / MIB / dt, busy_note(ticks0, ticks1)
 
 
 def w_list(srv, cfg, ctx, directory=None, entries=None):
@@ -1756,14 +1825,23 @@ INTERLEAVED = {"retr": "retr_runs", "stor": "stor_runs", "storsync": "stor_runs"
                "smallraw": "small_runs", "parallel": "par_runs", "list": "list_runs"}
 
 RUNS_NOTE = re.compile(r"(?:^|; )runs [^;]*")
-CPU_NOTE = re.compile(r"CPU per file: server (\d+) us, client (\d+) us")
+# Notes a workload writes per run with figures that merge_runs averages
+# over the rounds (pattern, and the format the means are written back in).
+# They go after the runs; any other note (a client's version, the TLS
+# suite) goes before them.
+AVERAGED_NOTES = [
+    (re.compile(r"CPU per file: server (\d+) us, client (\d+) us"),
+     "CPU per file: server %.0f us, client %.0f us"),
+    (re.compile(r"machine CPU busy (\d+)% \(softirq (\d+)%\)"),
+     "machine CPU busy %.0f%% (softirq %.0f%%)"),
+]
 
 
 def merge_runs(cells):
     """One cell from a server's one-run cells of the rounds: the median of
     their values (for a (seconds, peak memory) value, the median time and
     the highest peak), the runs in the order they ran, and the rest of the
-    notes (the same for every run, but CPU per file, which is averaged).
+    notes (the same for every run, but the AVERAGED_NOTES figures).
     A failed run makes the cell fail."""
     if not cells[-1]["ok"]:
         return cells[-1]
@@ -1774,19 +1852,17 @@ def merge_runs(cells):
     else:
         value = statistics.median(values)
         runs = ", ".join("%.0f" % v for v in values)
-    rest = RUNS_NOTE.sub("", cells[0]["note"] or "").strip("; ")
-    cpu = [CPU_NOTE.search(c["note"] or "") for c in cells]
-    if all(cpu):
-        server = statistics.mean(int(m.group(1)) for m in cpu)
-        client = statistics.mean(int(m.group(2)) for m in cpu)
-        rest = CPU_NOTE.sub("CPU per file: server %.0f us, client %.0f us" % (server, client), rest)
-    note = "runs " + runs
-    if rest:
-        # the client's version or the TLS suite first, as the workloads write it
-        if CPU_NOTE.search(rest):
-            note = note + "; " + rest
-        else:
-            note = rest + "; " + note
+    before = [part for part in (cells[0]["note"] or "").split("; ")
+              if part and not RUNS_NOTE.fullmatch(part)
+              and not any(pattern.fullmatch(part) for pattern, _ in AVERAGED_NOTES)]
+    after = []
+    for pattern, form in AVERAGED_NOTES:
+        # (a run too short for one clock tick has no busy figure)
+        found = [m for m in (pattern.search(c["note"] or "") for c in cells) if m]
+        if found:
+            columns = zip(*(m.groups() for m in found))
+            after.append(form % tuple(statistics.mean(int(v) for v in col) for col in columns))
+    note = "; ".join(before + ["runs " + runs] + after)
     return dict(ok=True, value=value, note=note)
 
 
@@ -1802,6 +1878,8 @@ def main():
     ap.add_argument("--out", default=None, help="markdown output file")
     ap.add_argument("--sys-user", default="ftpbench")
     ap.add_argument("--pam-service", default="ferroftp-bench")
+    ap.add_argument("--keep-autogroup", action="store_true",
+                    help="leave the scheduler's autogroups as they are (see turn_off_autogroup)")
     ap.add_argument("--ferroftp-bin", default=None,
                     help="ferroftp binary (default target/release/ferroftp)")
     args = ap.parse_args()
@@ -1926,6 +2004,14 @@ def main():
         load_at_start = " ".join(open("/proc/loadavg").read().split()[:3])
     except OSError:
         load_at_start = "?"
+    autogroup_was = None if args.keep_autogroup else turn_off_autogroup()
+    try:
+        with open(AUTOGROUP) as f:
+            autogroup = f.read().strip()
+    except OSError:
+        autogroup = None
+    if autogroup_was is not None:
+        log("== scheduler autogroups turned off for the run (restored to %s after)" % autogroup_was)
     try:
         for wl in workloads:
             log("== workload %s" % wl)
@@ -1969,6 +2055,7 @@ def main():
         log("!! interrupted: servers stopped, writing partial results")
     finally:
         stop_garage(ctx)
+        restore_autogroup(autogroup_was)
 
     # ---- report
     header, rows = build_table(cfg, servers, workloads, results)
@@ -2003,6 +2090,14 @@ def main():
               % load_at_start)
     md.append("- everything over loopback (127.0.0.1), client and server on the same %d cores; "
               "data set in the page cache" % (os.cpu_count() or 0))
+    if autogroup_was is not None:
+        md.append("- scheduler autogroups turned off for the run (`%s` was %s, restored after): "
+                  "vsftpd's session per client would otherwise weigh one CPU share per client "
+                  "against the benchmark client's one" % (AUTOGROUP, autogroup_was))
+    elif autogroup == "1":
+        md.append("- scheduler autogroups left on (`--keep-autogroup` or not root): the CPU is "
+                  "shared by session first, so a server that makes a session per client "
+                  "(vsftpd) gets more of it under load than one that does not")
     md.append("- versions: " + "; ".join("%s: %s" % (s, versions[s]) for s in servers))
     md.append("")
     md.append(markdown_table(header, rows))
