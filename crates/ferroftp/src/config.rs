@@ -346,6 +346,8 @@ pub struct AuthSection {
     /// 530 (default) or 430.
     pub failed_login_reply: u16,
     pub credential_cache_size: usize,
+    /// argon2 verifications at once; 0 = one per CPU.
+    pub max_concurrent_hashes: usize,
 }
 
 impl Default for AuthSection {
@@ -356,6 +358,7 @@ impl Default for AuthSection {
             anonymous_home: "/".to_string(),
             failed_login_reply: 530,
             credential_cache_size: 10_000,
+            max_concurrent_hashes: 0,
         }
     }
 }

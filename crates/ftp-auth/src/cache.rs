@@ -22,6 +22,11 @@
 //! the MACs and can test guesses at BLAKE2 speed instead of argon2 speed, for
 //! users who logged in recently. Capacity 0 turns the cache off.
 //!
+//! A login that waits for a hashing slot (`UserDb`'s bound on argon2
+//! runs at once) looks here again when it gets one, so a burst of clients
+//! with one password (a site reconnecting after a restart) pays argon2
+//! once, not once per client.
+//!
 //! Bounded: when it is full it is simply cleared (every user then pays
 //! argon2 once more), which is cheaper to reason about than an LRU and
 //! costs nothing in the common case of fewer users than the capacity.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use argon2::Params;
 use async_trait::async_trait;
 use ftp_proto::FtpPath;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::cache::{CredentialCache, DEFAULT_CACHE_CAPACITY};
 use crate::hash;
@@ -158,23 +158,33 @@ impl UserDb {
         (is_alias && !self.users.contains_key(username)).then_some(anonymous)
     }
 
-    /// Runs argon2 on tokio's blocking pool, at most `hashing`'s permits at
-    /// a time.
-    async fn verify(&self, phc: Arc<str>, password: &[u8]) -> Result<bool, AuthError> {
-        let permit = self
-            .hashing
+    /// Waits for one of `hashing`'s permits: the caller holds it until it
+    /// has recorded the outcome, so a login queued behind one with the
+    /// same password finds that password in the cache when its turn comes.
+    async fn hashing_slot(&self) -> Result<OwnedSemaphorePermit, AuthError> {
+        self.hashing
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| AuthError::Backend("password hashing is shut down".into()))?;
+            .map_err(|_| AuthError::Backend("password hashing is shut down".into()))
+    }
+
+    /// Runs argon2 on tokio's blocking pool under `permit`, which comes
+    /// back with the outcome.
+    async fn verify(
+        &self,
+        permit: OwnedSemaphorePermit,
+        phc: Arc<str>,
+        password: &[u8],
+    ) -> Result<(bool, OwnedSemaphorePermit), AuthError> {
         self.argon2_runs.fetch_add(1, Ordering::Relaxed);
         let password = password.to_vec();
         tokio::task::spawn_blocking(move || {
-            // Held by the task, not the caller: if the login is abandoned
-            // (client gone) the hash still runs to the end and keeps its
-            // slot until then.
-            let _permit = permit;
-            hash::verify_password(&phc, &password)
+            // Moved into the task, not kept by the caller: if the login is
+            // abandoned (client gone) the hash still runs to the end and
+            // keeps its slot until then.
+            let verified = hash::verify_password(&phc, &password)?;
+            Ok((verified, permit))
         })
         .await
         .map_err(|e| AuthError::Backend(format!("password check task failed: {e}")))?
@@ -200,18 +210,30 @@ impl Authenticator for UserDb {
         let Some(account) = self.users.get(username) else {
             // Spend what a wrong password for a real user costs; the
             // outcome is irrelevant.
-            let _ = self.verify(self.dummy_phc.clone(), password).await;
+            let slot = self.hashing_slot().await?;
+            let _ = self.verify(slot, self.dummy_phc.clone(), password).await;
             return Err(AuthError::InvalidCredentials);
         };
         let digest = self.cache.digest(username, &account.phc, password);
-        if let Some(digest) = &digest {
-            // Only passwords argon2 accepted are ever remembered, and a
-            // disabled account is never remembered.
-            if !account.disabled && self.cache.matches(username, digest) {
-                return Ok(account.user.clone());
-            }
+        // Only passwords argon2 accepted are ever remembered, and a
+        // disabled account is never remembered.
+        let cached = || {
+            digest
+                .as_ref()
+                .is_some_and(|digest| !account.disabled && self.cache.matches(username, digest))
+        };
+        if cached() {
+            return Ok(account.user.clone());
         }
-        if !self.verify(account.phc.clone(), password).await? {
+        let slot = self.hashing_slot().await?;
+        // Again now that a slot is free: clients that reconnect together
+        // (a site's transfers after a restart) queue here with the same
+        // password, and only the first needs argon2.
+        if cached() {
+            return Ok(account.user.clone());
+        }
+        let (verified, _slot) = self.verify(slot, account.phc.clone(), password).await?;
+        if !verified {
             return Err(AuthError::InvalidCredentials);
         }
         // Checked after the password so that "disabled" is only learnt by
@@ -345,6 +367,32 @@ mod tests {
         // And does not evict the right one.
         db.authenticate("alice", b"right").await.unwrap();
         assert_eq!(db.argon2_runs(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn logins_queued_together_with_one_password_pay_argon2_once() {
+        let mut db = db_with(&[("alice", "right")]);
+        db.set_max_concurrent_hashes(1);
+        let db = Arc::new(db);
+        let logins: Vec<_> = (0..16)
+            .map(|i| {
+                let db = db.clone();
+                // Two wrong passwords among them: each still pays argon2
+                // and fails, queued or not.
+                let password: &'static [u8] = if i % 8 == 3 { b"wrong" } else { b"right" };
+                tokio::spawn(async move { (password, db.authenticate("alice", password).await) })
+            })
+            .collect();
+        for login in logins {
+            let (password, outcome) = login.await.unwrap();
+            if password == b"right" {
+                outcome.unwrap();
+            } else {
+                assert!(matches!(outcome, Err(AuthError::InvalidCredentials)));
+            }
+        }
+        // The first right one, and the two wrong ones.
+        assert_eq!(db.argon2_runs(), 3);
     }
 
     #[tokio::test]
