@@ -187,45 +187,38 @@ def tree_cpu_seconds_live(root):
     return total / 1e9
 
 
+# Scheduler autogroups, which a run as root turns off and back on after.
+# With autogroups the kernel shares the CPU between sessions (setsid)
+# first and between threads only inside a session. vsftpd calls setsid
+# for every client session, the other servers and the benchmark client
+# do not, so on two busy cores 32 vsftpd sessions weighed 32 shares
+# against the client's one while ferroftp's threads together weighed
+# one: the 32-client row measured the session layout as much as the
+# servers. Measured, 16 runs each, both servers in sessions of their own:
+# autogroups on, ferroftp 4,300-7,070 MiB/s and vsftpd 4,100-5,780;
+# off, 6,740-7,840 and 5,820-7,330, the machine 89-95% busy either way.
+# A server in production runs in a cgroup of its own, where autogroups
+# do not apply, with its clients on other machines.
 AUTOGROUP = "/proc/sys/kernel/sched_autogroup_enabled"
 
 
-def turn_off_autogroup():
-    """Turns the scheduler's autogroups off for the run; returns the value
-    to restore afterwards, None when nothing was changed (already off, not
-    this kernel, not root).
-
-    With autogroups the kernel shares the CPU between sessions (setsid)
-    first and between threads only inside a session. vsftpd calls setsid
-    for every client session, the other servers and the benchmark client
-    do not, so on two busy cores 32 vsftpd sessions weighed 32 shares
-    against the client's one while ferroftp's threads together weighed
-    one: the 32-client row measured the session layout as much as the
-    servers. Measured, 16 runs each, both servers in sessions of their own:
-    autogroups on, ferroftp 4,300-7,070 MiB/s and vsftpd 4,100-5,780;
-    off, 6,740-7,840 and 5,820-7,330, the machine 89-95% busy either way.
-    A server in production runs in a cgroup of its own, where autogroups
-    do not apply, with its clients on other machines."""
+def read_autogroup():
+    """The autogroup sysctl's value, None when this kernel has none."""
     try:
         with open(AUTOGROUP) as f:
-            was = f.read().strip()
-        if was == "0":
-            return None
-        with open(AUTOGROUP, "w") as f:
-            f.write("0")
-        return was
+            return f.read().strip()
     except OSError:
         return None
 
 
-def restore_autogroup(was):
-    if was is None:
-        return
+def write_autogroup(value):
+    """Sets the autogroup sysctl; False when it cannot be (not root)."""
     try:
         with open(AUTOGROUP, "w") as f:
-            f.write(was)
-    except OSError as e:
-        log("!! could not restore %s to %s: %s" % (AUTOGROUP, was, e))
+            f.write(value)
+        return True
+    except OSError:
+        return False
 
 
 def machine_cpu_ticks():
@@ -1886,7 +1879,7 @@ def main():
     ap.add_argument("--sys-user", default="ftpbench")
     ap.add_argument("--pam-service", default="ferroftp-bench")
     ap.add_argument("--keep-autogroup", action="store_true",
-                    help="leave the scheduler's autogroups as they are (see turn_off_autogroup)")
+                    help="leave the scheduler's autogroups as they are (see AUTOGROUP)")
     ap.add_argument("--ferroftp-bin", default=None,
                     help="ferroftp binary (default target/release/ferroftp)")
     args = ap.parse_args()
@@ -2011,12 +2004,11 @@ def main():
         load_at_start = " ".join(open("/proc/loadavg").read().split()[:3])
     except OSError:
         load_at_start = "?"
-    autogroup_was = None if args.keep_autogroup else turn_off_autogroup()
-    try:
-        with open(AUTOGROUP) as f:
-            autogroup = f.read().strip()
-    except OSError:
-        autogroup = None
+    # autogroup_was: the value to restore, None when the run changed nothing
+    autogroup = read_autogroup()
+    autogroup_was = None
+    if autogroup not in (None, "0") and not args.keep_autogroup and write_autogroup("0"):
+        autogroup_was = autogroup
     if autogroup_was is not None:
         log("== scheduler autogroups turned off for the run (restored to %s after)" % autogroup_was)
     try:
@@ -2062,7 +2054,8 @@ def main():
         log("!! interrupted: servers stopped, writing partial results")
     finally:
         stop_garage(ctx)
-        restore_autogroup(autogroup_was)
+        if autogroup_was is not None and not write_autogroup(autogroup_was):
+            log("!! could not restore %s to %s" % (AUTOGROUP, autogroup_was))
 
     # ---- report
     header, rows = build_table(cfg, servers, workloads, results)

@@ -117,9 +117,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         None => UserDb::empty(),
     };
     users.set_cache_capacity(file.auth.credential_cache_size);
-    if file.auth.max_concurrent_hashes > 0 {
-        users.set_max_concurrent_hashes(file.auth.max_concurrent_hashes);
-    }
+    users.set_max_concurrent_hashes(file.auth.max_concurrent_hashes);
     for spec in &args.users {
         let (name, password) = spec
             .split_once(':')

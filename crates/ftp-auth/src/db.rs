@@ -46,13 +46,12 @@ pub struct UserDb {
 impl UserDb {
     /// No users, anonymous login off.
     pub fn empty() -> UserDb {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         UserDb {
             users: HashMap::new(),
             anonymous: None,
             dummy_phc: hash::dummy_phc_like(None).into(),
             cache: CredentialCache::new(DEFAULT_CACHE_CAPACITY),
-            hashing: Arc::new(Semaphore::new(cores)),
+            hashing: Arc::new(Semaphore::new(hashing_slots(0))),
             hash_params: Params::DEFAULT,
             argon2_runs: AtomicU64::new(0),
         }
@@ -145,10 +144,10 @@ impl UserDb {
         self.cache.capacity()
     }
 
-    /// How many argon2 verifications may run at once (default: the number
-    /// of CPUs; at least 1). Each holds its memory cost for its duration.
+    /// How many argon2 verifications may run at once; 0 (the default)
+    /// means one per CPU. Each holds its memory cost for its duration.
     pub fn set_max_concurrent_hashes(&mut self, n: usize) {
-        self.hashing = Arc::new(Semaphore::new(n.max(1)));
+        self.hashing = Arc::new(Semaphore::new(hashing_slots(n)));
     }
 
     /// The user handed out for `username` if it is an anonymous login.
@@ -198,6 +197,14 @@ impl UserDb {
     #[cfg(test)]
     pub(crate) fn argon2_runs(&self) -> u64 {
         self.argon2_runs.load(Ordering::Relaxed)
+    }
+}
+
+/// `n` hashing slots, or one per CPU for 0.
+fn hashing_slots(n: usize) -> usize {
+    match n {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
 }
 
