@@ -216,6 +216,10 @@ pub struct StorageSection {
     /// steps of this size; 0 turns it off (see
     /// ftp_storage_fs::FsOptions::upload_preallocation).
     pub upload_preallocation: ftp_auth::Size,
+    /// Local disk: a new upload writes past the page cache (O_DIRECT) once
+    /// it holds this many bytes; 0 turns it off (see
+    /// ftp_storage_fs::FsOptions::upload_direct_io_after).
+    pub upload_direct_io_after: ftp_auth::Size,
     /// Defaults for users whose users-file entry does not set them: bytes
     /// and files under the home, largest file (see ftp_auth::quota).
     pub quota_bytes: Option<ftp_auth::Size>,
@@ -330,6 +334,7 @@ impl Default for StorageSection {
             keep_partial_uploads: false,
             inline_metadata: true,
             upload_preallocation: ftp_auth::Size(FsOptions::default().upload_preallocation),
+            upload_direct_io_after: ftp_auth::Size(FsOptions::default().upload_direct_io_after),
             quota_bytes: None,
             quota_files: None,
             max_file_size: None,
@@ -624,6 +629,7 @@ impl FileConfig {
             keep_partial_uploads: self.storage.keep_partial_uploads,
             inline_metadata: self.storage.inline_metadata,
             upload_preallocation: self.storage.upload_preallocation.0,
+            upload_direct_io_after: self.storage.upload_direct_io_after.0,
             ..FsOptions::default()
         })
     }
@@ -844,18 +850,32 @@ quota_bytes = -1"
         .is_err());
     }
 
+    /// The local-disk options a config text gives, after validation.
+    fn fs_options_of(text: &str) -> Result<FsOptions, ConfigError> {
+        let c: FileConfig = toml::from_str(text).unwrap();
+        c.validate().and_then(|()| c.fs_options())
+    }
+
     #[test]
     fn upload_preallocation_is_a_size_up_to_one_gib() {
-        let fs = |text: &str| {
-            let c: FileConfig = toml::from_str(text).unwrap();
-            c.validate()
-                .and_then(|()| c.fs_options())
-                .map(|o| o.upload_preallocation)
-        };
+        let fs = |text: &str| fs_options_of(text).map(|o| o.upload_preallocation);
         assert_eq!(fs("").unwrap(), 8 << 20, "the default");
         assert_eq!(fs("[storage]\nupload_preallocation = 0").unwrap(), 0, "off");
         assert_eq!(fs("[storage]\nupload_preallocation = \"64 MiB\"").unwrap(), 64 << 20);
         assert!(fs("[storage]\nupload_preallocation = \"2 GiB\"").is_err());
         assert!(fs("[storage]\nupload_preallocation = \"unlimited\"").is_err());
+    }
+
+    #[test]
+    fn upload_direct_io_after_is_a_size() {
+        let fs = |text: &str| fs_options_of(text).map(|o| o.upload_direct_io_after);
+        assert_eq!(fs("").unwrap(), 8 << 20, "the default");
+        assert_eq!(fs("[storage]\nupload_direct_io_after = 0").unwrap(), 0, "off");
+        assert_eq!(fs("[storage]\nupload_direct_io_after = \"1 GiB\"").unwrap(), 1 << 30);
+        assert_eq!(
+            fs("[storage]\nupload_direct_io_after = \"unlimited\"").unwrap(),
+            u64::MAX,
+            "never reached"
+        );
     }
 }

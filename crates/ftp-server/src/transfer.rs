@@ -555,7 +555,9 @@ async fn receive_file(
         let identity = dec.blocks.is_none() && dec.pages.is_none() && dec.ascii.is_none();
         if let (true, Some(tcp), Some(_)) = (identity, stream.as_plain(), upload.direct_fd()) {
             if let Ok(pipe) = net::SplicePipe::new(ctx.buffer_size.max(SPLICE_PIPE_SIZE)) {
-                return receive_spliced(tcp, &mut upload, &pipe, &mut ctx).await;
+                if receive_spliced(tcp, &mut upload, &pipe, &mut ctx).await? == Spliced::All {
+                    return Ok(());
+                }
             }
         }
         let mut buf = vec![0u8; ctx.buffer_size];
@@ -664,30 +666,40 @@ async fn receive_file(
 /// The pipe of a zero-copy upload: 1 MiB, Linux's default `pipe-max-size`.
 const SPLICE_PIPE_SIZE: usize = 1 << 20;
 
+/// How far a zero-copy upload went.
+#[derive(Debug, PartialEq, Eq)]
+enum Spliced {
+    /// To the end of the data.
+    All,
+    /// Until the upload stopped offering a descriptor (a local file about
+    /// to be written past the page cache): the rest goes through
+    /// `write_all`. Nothing is left in the pipe.
+    HandedOver,
+}
+
 /// A plain binary MODE S upload to a local file: socket → pipe → file with
 /// splice(2), so the bytes never cross into user space (the counterpart of
 /// sendfile for RETR); the page cache copy is the only one left. The
-/// upload counts (and may refuse: quotas) each batch before it is written.
+/// upload counts (and may refuse: quotas) each batch before it is written,
+/// and is asked for its descriptor before each batch.
 async fn receive_spliced(
     tcp: &tokio::net::TcpStream,
     upload: &mut Box<dyn Upload>,
     pipe: &net::SplicePipe,
     ctx: &mut TransferContext,
-) -> Result<(), Stop> {
+) -> Result<Spliced, Stop> {
     let stall = ctx.stall_timeout;
     loop {
+        // Taken before the batch: counting it may end the offer, and the
+        // batch in the pipe must still reach this file.
+        let Some(fd) = upload.direct_fd() else {
+            return Ok(Spliced::HandedOver);
+        };
         let n = guarded(&mut ctx.cancel, stall, pipe.fill_from(tcp)).await?;
         if n == 0 {
-            return Ok(());
+            return Ok(Spliced::All);
         }
         upload.direct_reserve(n as u64).map_err(Stop::Storage)?;
-        let Some(fd) = upload.direct_fd() else {
-            upload.direct_failed();
-            return Err(Stop::Storage(StorageError::new(
-                ErrorKind::Local,
-                "the upload stopped taking direct writes",
-            )));
-        };
         // A disk write, like `write_all`'s: the worker's other tasks move
         // to another thread meanwhile.
         if let Err(e) = tokio::task::block_in_place(|| pipe.drain_to(fd, n)) {

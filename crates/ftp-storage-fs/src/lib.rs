@@ -20,6 +20,8 @@
 //!   blocking-pool helper.
 //! - `storage`: [`FsStorage`], the [`Storage`] implementation.
 //! - `upload`: uploads (temporary file and rename, or in place).
+//! - `direct_io`: the aligned chunks of uploads written past the page
+//!   cache (O_DIRECT).
 //! - `busy`: the process-wide set of files being uploaded (a second writer
 //!   gets `Busy`), keyed by parent directory inode and name.
 //! - `list`: directory listings streamed in batches.
@@ -27,6 +29,7 @@
 //! - `sys`: the unsafe system-call wrappers, each with its SAFETY note.
 
 mod busy;
+mod direct_io;
 mod list;
 mod names;
 mod storage;
@@ -95,6 +98,17 @@ pub struct FsOptions {
     /// writes: 0.116 → 0.078 s of system time). What is left past the end
     /// is given back when the file is published.
     pub upload_preallocation: u64,
+    /// A new file's upload writes past the page cache (O_DIRECT, in aligned
+    /// 1 MiB chunks from memory of its own) once it holds this many bytes;
+    /// 0 turns it off. What a 226 waits for with the default durability is
+    /// the disk anyway (fdatasync), and a large upload then neither
+    /// allocates, dirties and writes back page-cache pages, nor pushes the
+    /// files being downloaded out of the cache: 512 MiB over loopback went
+    /// from 350-800 MiB/s and 1.3-1.5 s of system time to 1,900-2,600
+    /// MiB/s and 0.06 s here (see `direct_io`). The first bytes stay
+    /// buffered, so small files keep the cache's write-back. A filesystem
+    /// without O_DIRECT keeps the upload buffered.
+    pub upload_direct_io_after: u64,
 }
 
 impl Default for FsOptions {
@@ -106,6 +120,7 @@ impl Default for FsOptions {
             dir_mode: 0o755,
             inline_metadata: true,
             upload_preallocation: 8 << 20,
+            upload_direct_io_after: 8 << 20,
         }
     }
 }

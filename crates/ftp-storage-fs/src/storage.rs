@@ -140,7 +140,8 @@ fn open_aside(inner: &Inner, path: &FtpPath, exclusive: bool) -> Result<FsUpload
         keep_partial: options.keep_partial_uploads,
     };
     Ok(FsUpload::new(file, Placement::Aside(aside), options.durability, busy)
-        .preallocating(options.upload_preallocation))
+        .preallocating(options.upload_preallocation)
+        .direct_io_after(options.upload_direct_io_after))
 }
 
 /// Opens the target of an `Append` or `ResumeAt` upload, which writes into

@@ -253,6 +253,23 @@ pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     retry(|| check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })).map(drop)
 }
 
+/// Turns O_DIRECT on or off for an open file (fcntl F_SETFL). A
+/// filesystem that cannot write past its page cache refuses it (EINVAL).
+pub fn set_direct_io(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL and F_SETFL on an open descriptor, no memory passed.
+    let flags = retry(|| check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) }))?;
+    let wanted = if on {
+        flags | libc::O_DIRECT
+    } else {
+        flags & !libc::O_DIRECT
+    };
+    if wanted == flags {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    retry(|| check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, wanted) })).map(drop)
+}
+
 /// fallocate(2) with FALLOC_FL_KEEP_SIZE: reserves disk blocks for `len`
 /// bytes at `offset` without changing the file's length (what a read or
 /// stat sees); blocks left past the end are freed by truncating the file

@@ -31,6 +31,17 @@
 //! ([`Preallocation`]; chunks and zero-copy batches alike), and gives back
 //! what is left past its end before it is published under its name.
 //!
+//! A new file past [`FsOptions::upload_direct_io_after`] bytes leaves both
+//! paths: from the next block boundary on, `write_all` copies into an
+//! aligned chunk of the upload's own, and each full chunk is written with
+//! O_DIRECT on the blocking pool while the next one fills ([`direct_io`]).
+//! It then offers no zero-copy descriptor any more, so the server hands over
+//! from splice to `write_all` at that point. What is still in the chunk is
+//! written by `commit` (and by `abort` or a drop when the partial file is
+//! kept).
+//!
+//! [`FsOptions::upload_direct_io_after`]: crate::FsOptions::upload_direct_io_after
+//!
 //! Either way a failed write poisons the upload (the file has a hole), and
 //! a `write_all` future dropped half-way (the server's stall timeout or
 //! ABOR) loses nothing already handed to the disk: the write in flight stays
@@ -47,6 +58,7 @@ use tokio::runtime::RuntimeFlavor;
 use tokio::task::JoinHandle;
 
 use crate::busy;
+use crate::direct_io::{self, AlignedChunk};
 use crate::names::TEMP_PREFIX;
 use crate::{blocking, sys, Durability};
 
@@ -101,11 +113,18 @@ impl Aside {
 
     /// Abort or drop without commit: remove the temporary file, or with
     /// `keep_partial` publish what arrived so the client can resume it
-    /// (first giving back the space reserved past its end, when `trim`;
-    /// best effort, the bytes are the same either way).
-    fn abandon(&self, file: Option<File>, trim: bool) -> io::Result<()> {
-        if let (true, true, Some(file)) = (self.keep_partial, trim, &file) {
-            let _ = trim_reserved(file);
+    /// (first writing what still waits in a direct-I/O chunk, then giving
+    /// back the space reserved past its end, when `trim`; best effort, a
+    /// failed write leaves a shorter file that is still a prefix of what
+    /// was sent).
+    fn abandon(&self, mut file: Option<File>, trim: bool, staged: Option<AlignedChunk>) -> io::Result<()> {
+        if let (true, Some(file)) = (self.keep_partial, file.as_mut()) {
+            if let Some(chunk) = &staged {
+                let _ = direct_io::write_tail(file, chunk.data());
+            }
+            if trim {
+                let _ = trim_reserved(file);
+            }
         }
         drop(file);
         if self.keep_partial && self.publish().is_ok() {
@@ -209,8 +228,32 @@ fn trim_reserved(file: &File) -> io::Result<()> {
 /// A chunk written on the blocking pool, handed back with the file.
 struct Written {
     file: File,
-    buf: Vec<u8>,
+    buf: Chunk,
     result: io::Result<()>,
+}
+
+/// The buffer of a chunk in flight, to reuse once it is written.
+enum Chunk {
+    /// A copy made on a current-thread runtime.
+    Copied(Vec<u8>),
+    /// A direct-I/O chunk.
+    Aligned(AlignedChunk),
+}
+
+/// Whether this upload writes past the page cache (see [`direct_io`]).
+enum DirectIo {
+    /// Never: in-place uploads, the option turned off, or a filesystem
+    /// that refused O_DIRECT.
+    Off,
+    /// Buffered (or spliced) until the file holds this many bytes.
+    After(u64),
+    /// O_DIRECT is on: data collects in `staged`, and each full chunk is
+    /// written on the blocking pool while the next one fills. `spare` is
+    /// the other chunk whenever no write holds it.
+    On {
+        staged: AlignedChunk,
+        spare: Option<AlignedChunk>,
+    },
 }
 
 pub(crate) struct FsUpload {
@@ -231,6 +274,8 @@ pub(crate) struct FsUpload {
     /// New files only (an in-place upload writes after its offset into a
     /// file whose blocks are not ours to trim).
     prealloc: Option<Preallocation>,
+    /// New files only, like `prealloc`.
+    direct: DirectIo,
 }
 
 impl FsUpload {
@@ -245,7 +290,18 @@ impl FsUpload {
             placement: Some(placement),
             durability,
             prealloc: None,
+            direct: DirectIo::Off,
         }
+    }
+
+    /// Writes past the page cache once the file holds `after` bytes (0:
+    /// never). Only for a file this upload created, written from offset 0.
+    pub(crate) fn direct_io_after(mut self, after: u64) -> FsUpload {
+        self.direct = match after {
+            0 => DirectIo::Off,
+            n => DirectIo::After(n),
+        };
+        self
     }
 
     /// Reserves disk space ahead of the writes in steps of `step` bytes (0:
@@ -274,7 +330,15 @@ impl FsUpload {
             match joined {
                 Ok(done) => {
                     self.file = Some(done.file);
-                    self.spare = done.buf;
+                    match done.buf {
+                        Chunk::Copied(buf) => self.spare = buf,
+                        Chunk::Aligned(mut chunk) => {
+                            chunk.clear();
+                            if let DirectIo::On { spare, .. } = &mut self.direct {
+                                *spare = Some(chunk);
+                            }
+                        }
+                    }
                     if let Err(e) = done.result {
                         self.failed = true;
                         return Err(e.into());
@@ -303,6 +367,113 @@ impl FsUpload {
     fn take_file(&mut self) -> Result<File> {
         self.file.take().ok_or_else(Self::file_gone)
     }
+
+    /// The direct-I/O chunk still to be written, if it holds anything.
+    fn take_staged(&mut self) -> Option<AlignedChunk> {
+        match std::mem::replace(&mut self.direct, DirectIo::Off) {
+            DirectIo::On { staged, .. } if !staged.is_empty() => Some(staged),
+            _ => None,
+        }
+    }
+
+    /// Writes through the page cache: inline on the server's runtime, or
+    /// copied and handed to the blocking pool (see the module docs).
+    async fn write_buffered(&mut self, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if on_multi_thread_runtime() {
+            self.settle().await?;
+            let file = self.file.as_mut().ok_or_else(Self::file_gone)?;
+            let end = self.written + data.len() as u64;
+            let prealloc = &mut self.prealloc;
+            let written = tokio::task::block_in_place(|| {
+                if let Some(p) = prealloc {
+                    p.make_room(file, end);
+                }
+                file.write_all(data)
+            });
+            if let Err(e) = written {
+                self.failed = true;
+                return Err(e.into());
+            }
+            self.written += data.len() as u64;
+            return Ok(());
+        }
+        // Copy first, while the previous chunk is still being written.
+        let mut buf = std::mem::take(&mut self.spare);
+        buf.clear();
+        buf.extend_from_slice(data);
+        self.settle().await?;
+        let mut file = self.take_file()?;
+        self.written += data.len() as u64;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let result = file.write_all(&buf);
+            Written {
+                file,
+                buf: Chunk::Copied(buf),
+                result,
+            }
+        }));
+        Ok(())
+    }
+
+    /// At a block boundary past the threshold: O_DIRECT on, or off for
+    /// good if the filesystem refuses it.
+    async fn start_direct_io(&mut self) -> Result<()> {
+        self.settle().await?;
+        let file = self.file.as_ref().ok_or_else(Self::file_gone)?;
+        self.direct = match sys::set_direct_io(file.as_fd(), true) {
+            Ok(()) => DirectIo::On {
+                staged: AlignedChunk::new(),
+                spare: Some(AlignedChunk::new()),
+            },
+            Err(_) => DirectIo::Off,
+        };
+        Ok(())
+    }
+
+    /// Collects `data` into the direct-I/O chunk, handing each full one to
+    /// the blocking pool. Disk space is not reserved ahead here: a direct
+    /// write allocates its blocks itself, with none of the page accounting
+    /// reserving saves.
+    async fn write_staged(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            let DirectIo::On { staged, .. } = &mut self.direct else {
+                return self.write_buffered(data).await;
+            };
+            let n = staged.fill_from(data);
+            let full = staged.is_full();
+            data = &data[n..];
+            self.written += n as u64;
+            if full {
+                self.flush_staged().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the full chunk on the blocking pool once the previous one is
+    /// written, and goes on filling the other.
+    async fn flush_staged(&mut self) -> Result<()> {
+        self.settle().await?;
+        let mut file = self.take_file()?;
+        let DirectIo::On { staged, spare } = &mut self.direct else {
+            self.file = Some(file);
+            return Ok(());
+        };
+        let next = spare.take().unwrap_or_else(AlignedChunk::new);
+        let full = std::mem::replace(staged, next);
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let result = direct_io::write_chunk(&mut file, full.data());
+            Written {
+                file,
+                buf: Chunk::Aligned(full),
+                result,
+            }
+        }));
+        Ok(())
+    }
 }
 
 /// Whether `block_in_place` may be used here.
@@ -310,11 +481,24 @@ fn on_multi_thread_runtime() -> bool {
     tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
-/// Makes the upload durable as configured and visible under its name.
-fn finish(file: File, placement: Placement, durability: Durability, trim: bool) -> io::Result<()> {
+/// Writes what waits in the direct-I/O chunk, makes the upload durable as
+/// configured and visible under its name.
+fn finish(
+    mut file: File,
+    staged: Option<AlignedChunk>,
+    placement: Placement,
+    durability: Durability,
+    trim: bool,
+) -> io::Result<()> {
+    if let (Placement::InPlace(_), Some(chunk)) = (&placement, &staged) {
+        direct_io::write_tail(&mut file, chunk.data())?;
+    }
     match placement {
         Placement::Aside(aside) => {
             let published = (|| {
+                if let Some(chunk) = &staged {
+                    direct_io::write_tail(&mut file, chunk.data())?;
+                }
                 if trim {
                     trim_reserved(&file)?;
                 }
@@ -356,49 +540,40 @@ fn sync_dir(dir: &OwnedFd) -> io::Result<()> {
 
 #[async_trait]
 impl Upload for FsUpload {
-    async fn write_all(&mut self, data: &[u8]) -> Result<()> {
+    async fn write_all(&mut self, mut data: &[u8]) -> Result<()> {
         if self.failed {
             return Err(Self::poisoned());
         }
-        if data.is_empty() {
-            return Ok(());
-        }
-        if on_multi_thread_runtime() {
-            self.settle().await?;
-            let file = self.file.as_mut().ok_or_else(Self::file_gone)?;
-            let end = self.written + data.len() as u64;
-            let prealloc = &mut self.prealloc;
-            let written = tokio::task::block_in_place(|| {
-                if let Some(p) = prealloc {
-                    p.make_room(file, end);
-                }
-                file.write_all(data)
-            });
-            if let Err(e) = written {
-                self.failed = true;
-                return Err(e.into());
+        if let DirectIo::After(after) = self.direct {
+            // Buffered up to the first block boundary at or past the
+            // threshold, direct from there.
+            let switch_at = direct_io::align_up(after.max(self.written));
+            let head = switch_at - self.written;
+            if data.len() as u64 >= head {
+                let (buffered, rest) = data.split_at(head as usize);
+                self.write_buffered(buffered).await?;
+                self.start_direct_io().await?;
+                data = rest;
             }
-            self.written += data.len() as u64;
-            return Ok(());
         }
-        // Copy first, while the previous chunk is still being written.
-        let mut buf = std::mem::take(&mut self.spare);
-        buf.clear();
-        buf.extend_from_slice(data);
-        self.settle().await?;
-        let mut file = self.take_file()?;
-        self.written += data.len() as u64;
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            let result = file.write_all(&buf);
-            Written { file, buf, result }
-        }));
-        Ok(())
+        match self.direct {
+            DirectIo::On { .. } => self.write_staged(data).await,
+            _ => self.write_buffered(data).await,
+        }
     }
 
     fn direct_fd(&self) -> Option<RawFd> {
         // Only between chunks on the server's runtime (no write in flight),
-        // and not for O_APPEND files, which splice(2) refuses.
-        if self.failed || self.in_flight.is_some() || !on_multi_thread_runtime() {
+        // not for O_APPEND files, which splice(2) refuses, and not once the
+        // upload writes past the page cache: splice's pipe pages cannot be
+        // written with O_DIRECT (their offsets are the network's), so the
+        // server goes on through `write_all` from there.
+        let direct_io = match self.direct {
+            DirectIo::Off => false,
+            DirectIo::After(after) => self.written >= after,
+            DirectIo::On { .. } => true,
+        };
+        if self.failed || direct_io || self.in_flight.is_some() || !on_multi_thread_runtime() {
             return None;
         }
         let fd = self.file.as_ref()?.as_raw_fd();
@@ -430,6 +605,7 @@ impl Upload for FsUpload {
     async fn commit(mut self: Box<Self>) -> Result<u64> {
         self.settle().await?;
         let file = self.take_file()?;
+        let staged = self.take_staged();
         let placement = self
             .placement
             .take()
@@ -438,7 +614,7 @@ impl Upload for FsUpload {
         let trim = self.has_reserved();
         // From here `finish` cleans up after itself, even if this future is
         // dropped (a blocking task runs to its end).
-        blocking(move || finish(file, placement, durability, trim).map_err(StorageError::from)).await?;
+        blocking(move || finish(file, staged, placement, durability, trim).map_err(StorageError::from)).await?;
         Ok(self.written)
     }
 
@@ -446,10 +622,11 @@ impl Upload for FsUpload {
         // Let the chunk in flight land: in-place modes keep what was sent.
         let _ = self.settle().await;
         let file = self.file.take();
+        let staged = self.take_staged();
         let placement = self.placement.take();
         let trim = self.has_reserved();
         blocking(move || match placement {
-            Some(Placement::Aside(aside)) => aside.abandon(file, trim).map_err(StorageError::from),
+            Some(Placement::Aside(aside)) => aside.abandon(file, trim, staged).map_err(StorageError::from),
             _ => Ok(()),
         })
         .await
@@ -485,14 +662,17 @@ impl Drop for FsUpload {
         let Some(Placement::Aside(aside)) = self.placement.take() else {
             return;
         };
-        // With a chunk in flight (current-thread runtimes) the file is not
-        // here to trim; a kept partial file then keeps its reserved blocks.
+        // With a chunk in flight (current-thread runtimes, or a direct-I/O
+        // chunk) the file is not here: a kept partial file then keeps its
+        // reserved blocks and ends with that chunk, without what was
+        // collected after it (still a prefix of what was sent).
         let file = self.file.take();
+        let staged = self.take_staged();
         let trim = self.has_reserved();
         // The target stays busy until its clean-up (which may publish the
         // partial file) is done.
         let cleanup = move || {
-            let _ = aside.abandon(file, trim);
+            let _ = aside.abandon(file, trim, staged);
             drop(busy);
         };
         // unlink can block (freeing a large file's blocks): keep it off the

@@ -643,3 +643,149 @@ async fn preallocation_zero_reserves_nothing_and_in_place_uploads_never_do() {
     up.commit().await.unwrap();
     assert_eq!(read(s, "/appended").await.unwrap(), data);
 }
+
+/// The direct-I/O threshold of the tests below: off a block boundary, so
+/// the switch waits for the next one.
+const DIRECT_AFTER: usize = 100_000;
+
+fn direct_after(after: usize) -> FsOptions {
+    FsOptions {
+        upload_direct_io_after: after as u64,
+        keep_partial_uploads: true,
+        ..FsOptions::default()
+    }
+}
+
+/// Whether `file` is open with O_DIRECT in this process (the flags line of
+/// /proc/self/fdinfo, octal).
+fn open_with_direct_io(file: &std::path::Path) -> bool {
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        if std::fs::read_link(entry.path()).ok().as_deref() != Some(file) {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", entry.file_name().to_string_lossy()));
+        let Ok(info) = info else { continue };
+        let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).unwrap().trim();
+        return u32::from_str_radix(flags, 8).unwrap() & libc::O_DIRECT as u32 != 0;
+    }
+    panic!("{file:?} is not open in this process");
+}
+
+/// Whether the one upload file in the home is open with O_DIRECT.
+fn temp_file_is_direct(t: &Tree) -> bool {
+    open_with_direct_io(&the_temp_file(t))
+}
+
+/// Writes `data` in pieces of an odd size, so no piece ends on a block.
+async fn write_odd_pieces(up: &mut Box<dyn ftp_storage::Upload>, data: &[u8]) {
+    for piece in data.chunks(70_001) {
+        up.write_all(piece).await.unwrap();
+    }
+}
+
+async fn a_large_upload_goes_past_the_page_cache() {
+    let t = Tree::with_options(FsOptions {
+        durability: Durability::File,
+        ..direct_after(DIRECT_AFTER)
+    })
+    .await;
+    let s = &*t.storage;
+    let data = patterned(3 * (1 << 20) + 777);
+    let mut up = s.open_write(&path("/big"), WriteMode::Replace).await.unwrap();
+    write_odd_pieces(&mut up, &data[..DIRECT_AFTER / 2]).await;
+    assert!(!temp_file_is_direct(&t), "below the threshold the page cache is used");
+    write_odd_pieces(&mut up, &data[DIRECT_AFTER / 2..2 << 20]).await;
+    assert!(temp_file_is_direct(&t), "past it, O_DIRECT");
+    write_odd_pieces(&mut up, &data[2 << 20..]).await;
+    assert_eq!(up.commit().await.unwrap(), data.len() as u64);
+    assert_eq!(read(s, "/big").await.unwrap(), data);
+    assert_eq!(temp_files(&t, ""), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_upload_goes_past_the_page_cache_on_the_servers_runtime() {
+    a_large_upload_goes_past_the_page_cache().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_large_upload_goes_past_the_page_cache_on_one_thread() {
+    a_large_upload_goes_past_the_page_cache().await;
+}
+
+/// What the server does: splice batches while the upload offers its
+/// descriptor, then `write_all` once it stops (past the threshold).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_copy_hands_over_to_direct_io_past_the_threshold() {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    let t = Tree::with_options(direct_after(DIRECT_AFTER)).await;
+    let s = &*t.storage;
+    let data = patterned(2 * (1 << 20) + 5);
+    let mut up = s.open_write(&path("/handed"), WriteMode::CreateNew).await.unwrap();
+    let mut at = 0;
+    while let Some(fd) = up.direct_fd() {
+        let batch = &data[at..at + 30_000];
+        up.direct_reserve(batch.len() as u64).unwrap();
+        // SAFETY: the upload owns the descriptor; ManuallyDrop never closes it.
+        let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        file.write_all(batch).unwrap();
+        at += batch.len();
+    }
+    assert_eq!(at, 120_000, "the offer ends with the batch that passed the threshold");
+    write_odd_pieces(&mut up, &data[at..]).await;
+    assert!(temp_file_is_direct(&t));
+    assert_eq!(up.commit().await.unwrap(), data.len() as u64);
+    assert_eq!(read(s, "/handed").await.unwrap(), data);
+}
+
+/// An aborted or dropped upload kept for resume holds every byte it was
+/// given, including those still collected for the next direct write (abort);
+/// a drop with a direct write in flight keeps a prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_partial_upload_includes_what_waited_for_a_direct_write() {
+    let t = Tree::with_options(direct_after(DIRECT_AFTER)).await;
+    let s = &*t.storage;
+    let data = patterned(2 * (1 << 20) + 12_345);
+    let mut up = s.open_write(&path("/aborted"), WriteMode::Replace).await.unwrap();
+    write_odd_pieces(&mut up, &data).await;
+    assert!(temp_file_is_direct(&t));
+    up.abort().await.unwrap();
+    assert_eq!(read(s, "/aborted").await.unwrap(), data);
+
+    let mut up = s.open_write(&path("/dropped"), WriteMode::Replace).await.unwrap();
+    write_odd_pieces(&mut up, &data).await;
+    drop(up);
+    for _ in 0..200 {
+        if t.on_disk("").contains(&"dropped".to_string()) && temp_files(&t, "").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let kept = read(s, "/dropped").await.unwrap();
+    assert!(kept.len() > DIRECT_AFTER, "{} bytes kept", kept.len());
+    assert_eq!(kept[..], data[..kept.len()], "a prefix of what was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_io_zero_and_in_place_uploads_stay_buffered() {
+    let data = patterned(2 << 20);
+    let t = Tree::with_options(direct_after(0)).await;
+    let s = &*t.storage;
+    let mut up = s.open_write(&path("/buffered"), WriteMode::Replace).await.unwrap();
+    write_odd_pieces(&mut up, &data).await;
+    assert!(!temp_file_is_direct(&t), "0 turns it off");
+    assert!(up.direct_fd().is_some(), "and zero-copy stays on offer");
+    up.commit().await.unwrap();
+
+    let t = Tree::with_options(direct_after(DIRECT_AFTER)).await;
+    let s = &*t.storage;
+    let mut up = s.open_write(&path("/appended"), WriteMode::Append).await.unwrap();
+    write_odd_pieces(&mut up, &data).await;
+    assert!(up.direct_fd().is_none(), "O_APPEND: no splice");
+    assert!(
+        !open_with_direct_io(&t.home().join("appended")),
+        "appends write through the page cache"
+    );
+    up.commit().await.unwrap();
+    assert_eq!(read(s, "/appended").await.unwrap(), data);
+}

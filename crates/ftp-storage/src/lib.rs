@@ -131,7 +131,10 @@ pub trait Upload: Send {
     /// bytes into, at its current file offset, instead of calling
     /// [`write_all`](Upload::write_all). `None` (the default) for backends
     /// whose bytes do not go to a local file, and whenever the upload
-    /// cannot take direct writes right now.
+    /// cannot take direct writes right now. The server asks again before
+    /// each batch: an upload may stop offering one part-way (the local disk
+    /// does before writing past its page cache), and the server then goes
+    /// on with `write_all`.
     fn direct_fd(&self) -> Option<RawFd> {
         None
     }

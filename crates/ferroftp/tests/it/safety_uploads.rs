@@ -2,7 +2,8 @@
 //! replacement seen from a second session, a file being uploaded is busy
 //! (450) for every other writer, across users whose homes overlap, a broken
 //! upload is removed or kept for resume by `storage.keep_partial_uploads`,
-//! and every `storage.durability` setting completes uploads.
+//! every `storage.durability` setting completes uploads, and a large upload
+//! arrives whole through each write path (splice, then past the page cache).
 
 use std::time::Duration;
 
@@ -187,5 +188,36 @@ fn every_durability_setting_completes_uploads() {
         c.expect("REST 4", 350);
         assert_eq!(put_any(&mut c, "STOR d/f", b"xyz").code, 226, "{durability}");
         assert_eq!(get(&mut c, "d/f"), b"0123xyz", "{durability}");
+    }
+}
+
+/// A plain binary STOR goes socket → pipe → file with splice, and past
+/// `storage.upload_direct_io_after` through aligned O_DIRECT chunks (the
+/// switch, on a block boundary after the threshold, is checked in
+/// crates/ftp-storage-fs/tests/uploads.rs); a TYPE A upload reaches the
+/// same chunks through its decoder. Every byte arrives, under the
+/// default threshold and an odd one.
+#[test]
+fn a_large_upload_arrives_whole_through_every_write_path() {
+    let data = payload((9 << 20) + 4097, 11);
+    for toml in ["", "[storage]\nupload_direct_io_after = 1048577\n"] {
+        let server = TestServer::start_with_config(toml, &[]);
+        let mut c = server.login();
+        c.expect("TYPE I", 200);
+        assert_eq!(put_any(&mut c, "STOR big.bin", &data).code, 226, "{toml:?}");
+        assert_eq!(get(&mut c, "big.bin"), data, "{toml:?}");
+        let text: Vec<u8> = data
+            .iter()
+            .map(|b| if *b == b'\r' || *b == b'\n' { b'x' } else { *b })
+            .collect();
+        c.expect("TYPE A", 200);
+        assert_eq!(put_any(&mut c, "STOR text.txt", &text).code, 226, "{toml:?}");
+        c.expect("TYPE I", 200);
+        assert_eq!(get(&mut c, "text.txt"), text, "{toml:?}");
+        assert_eq!(
+            names_in(&server.root),
+            ["big.bin", "text.txt"],
+            "{toml:?}: no temporary file left"
+        );
     }
 }
