@@ -450,6 +450,15 @@ impl Upload for QuotaUpload {
         self.inner.direct_failed();
     }
 
+    fn buffer(&mut self) -> Option<&mut [u8]> {
+        self.inner.buffer()
+    }
+
+    async fn buffer_filled(&mut self, n: usize) -> ftp_storage::Result<()> {
+        self.ticket.take(n as u64)?;
+        self.inner.buffer_filled(n).await
+    }
+
     async fn commit(mut self: Box<Self>) -> ftp_storage::Result<u64> {
         let QuotaUpload { mut ticket, inner } = *self;
         let result = inner.commit().await;

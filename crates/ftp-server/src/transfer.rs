@@ -563,6 +563,18 @@ async fn receive_file(
         let mut buf = vec![0u8; ctx.buffer_size];
         let mut stored = Vec::with_capacity(ctx.buffer_size);
         loop {
+            // Undecoded bytes go straight into the upload's own buffer when
+            // it has one (a local file past its page cache): no copy.
+            if let Some(room) = upload.buffer().filter(|_| identity) {
+                let n = guarded(&mut ctx.cancel, stall, stream.read(room)).await?;
+                if n == 0 {
+                    break;
+                }
+                guarded(&mut ctx.cancel, stall, upload.buffer_filled(n)).await?;
+                position += n as u64;
+                ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+                continue;
+            }
             let n = guarded(&mut ctx.cancel, stall, stream.read(&mut buf)).await?;
             if n == 0 {
                 if dec.blocks.as_ref().is_some_and(|b| !b.is_done()) {

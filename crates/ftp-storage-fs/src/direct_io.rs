@@ -67,6 +67,18 @@ impl AlignedChunk {
         n
     }
 
+    /// The free part, for reading into directly.
+    pub(crate) fn room(&mut self) -> &mut [u8] {
+        let at = self.start + self.len;
+        &mut self.storage[at..self.start + CHUNK]
+    }
+
+    /// `n` bytes were put at the start of [`room`](Self::room).
+    pub(crate) fn filled(&mut self, n: usize) {
+        assert!(self.len + n <= CHUNK, "filled past the chunk");
+        self.len += n;
+    }
+
     pub(crate) fn is_full(&self) -> bool {
         self.len == CHUNK
     }
@@ -133,6 +145,10 @@ mod tests {
         assert_eq!(chunk.data().len(), CHUNK);
         chunk.clear();
         assert!(chunk.is_empty() && !chunk.is_full());
+        chunk.room()[..3].copy_from_slice(b"abc");
+        chunk.filled(3);
+        assert_eq!(chunk.data(), b"abc");
+        assert_eq!(chunk.room().len(), CHUNK - 3);
     }
 
     #[test]

@@ -36,7 +36,9 @@
 //! aligned chunk of the upload's own, and each full chunk is written with
 //! O_DIRECT on the blocking pool while the next one fills ([`direct_io`]).
 //! It then offers no zero-copy descriptor any more, so the server hands over
-//! from splice to `write_all` at that point. What is still in the chunk is
+//! from splice to `write_all` at that point; once the chunk exists the
+//! upload offers it as its `buffer`, and the server reads undecoded bytes
+//! straight into it. What is still in the chunk is
 //! written by `commit` (and by `abort` or a drop when the partial file is
 //! kept).
 //!
@@ -600,6 +602,31 @@ impl Upload for FsUpload {
 
     fn direct_failed(&mut self) {
         self.failed = true;
+    }
+
+    fn buffer(&mut self) -> Option<&mut [u8]> {
+        // A full chunk (its write waits for the previous one, and that wait
+        // was cut short) goes out through the next `write_all`.
+        match &mut self.direct {
+            DirectIo::On { staged, .. } if !self.failed && !staged.is_full() => Some(staged.room()),
+            _ => None,
+        }
+    }
+
+    async fn buffer_filled(&mut self, n: usize) -> Result<()> {
+        if self.failed {
+            return Err(Self::poisoned());
+        }
+        let DirectIo::On { staged, .. } = &mut self.direct else {
+            return Err(StorageError::new(ErrorKind::Local, "the upload has no buffer"));
+        };
+        staged.filled(n);
+        let full = staged.is_full();
+        self.written += n as u64;
+        if full {
+            self.flush_staged().await?;
+        }
+        Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64> {

@@ -789,3 +789,42 @@ async fn direct_io_zero_and_in_place_uploads_stay_buffered() {
     up.commit().await.unwrap();
     assert_eq!(read(s, "/appended").await.unwrap(), data);
 }
+
+/// What the server does past the threshold: read straight into the
+/// upload's chunk (`buffer`, then `buffer_filled`), with `write_all` only
+/// until the chunk exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_into_the_upload_buffer_store_every_byte() {
+    let t = Tree::with_options(direct_after(DIRECT_AFTER)).await;
+    let s = &*t.storage;
+    let data = patterned(3 * (1 << 20) + 99);
+    let mut up = s.open_write(&path("/filled"), WriteMode::Replace).await.unwrap();
+    let mut at = 0;
+    let mut through_buffer = 0;
+    while at < data.len() {
+        let piece = (data.len() - at).min(50_001);
+        match up.buffer() {
+            Some(room) => {
+                let n = piece.min(room.len());
+                room[..n].copy_from_slice(&data[at..at + n]);
+                up.buffer_filled(n).await.unwrap();
+                at += n;
+                through_buffer += n;
+            }
+            None => {
+                assert!(at < 2 * DIRECT_AFTER, "the buffer is offered once past the threshold");
+                up.write_all(&data[at..at + piece]).await.unwrap();
+                at += piece;
+            }
+        }
+    }
+    assert!(through_buffer > 2 << 20, "{through_buffer} bytes through the buffer");
+    assert_eq!(up.commit().await.unwrap(), data.len() as u64);
+    assert_eq!(read(s, "/filled").await.unwrap(), data);
+
+    let t = Tree::with_options(direct_after(0)).await;
+    let mut up = t.storage.open_write(&path("/plain"), WriteMode::Replace).await.unwrap();
+    write_odd_pieces(&mut up, &data).await;
+    assert!(up.buffer().is_none(), "no buffer without direct I/O");
+    up.commit().await.unwrap();
+}

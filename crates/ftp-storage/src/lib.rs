@@ -151,6 +151,23 @@ pub trait Upload: Send {
     /// A write through [`direct_fd`](Upload::direct_fd) failed: the file
     /// may have a hole, so nothing may follow and commit must fail.
     fn direct_failed(&mut self) {}
+
+    /// Uploads that collect incoming bytes in buffers of their own (the
+    /// local disk past its page cache): room the server may read the next
+    /// bytes into, sparing the copy `write_all` would make. `None` (the
+    /// default) whenever the upload takes `write_all` only; never empty.
+    /// Asked again before each read, like `direct_fd`.
+    fn buffer(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+
+    /// `n` bytes were read into the start of [`buffer`](Upload::buffer):
+    /// they are the upload's now, as if given to `write_all` (and refused
+    /// the same way: a quota, the largest file).
+    async fn buffer_filled(&mut self, n: usize) -> Result<()> {
+        let _ = n;
+        Err(StorageError::new(ErrorKind::Unsupported, "no upload buffer"))
+    }
 }
 
 /// A user's view of a storage backend, rooted at the user's home.

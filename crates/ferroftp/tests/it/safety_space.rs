@@ -150,6 +150,24 @@ fn max_file_size_552() {
     assert_eq!(names_in(&server.path("q")), ["big", "exact", "small"]);
 }
 
+/// The same limit past `storage.upload_direct_io_after`, where the server
+/// reads into the upload's own aligned chunks instead of calling
+/// `write_all`: the bytes are counted there too.
+#[test]
+fn max_file_size_552_past_the_page_cache() {
+    let (server, _users) = server_with_users(
+        &[("q", &["--home", "/q", "--max-file-size", "3M"])],
+        "[storage]\nupload_direct_io_after = \"1 MiB\"\n",
+    );
+    let mut c = login_as(&server, "q");
+    c.expect("TYPE I", 200);
+    let exact = payload(3 << 20, 1);
+    assert_eq!(put_any(&mut c, "STOR exact", &exact).code, 226);
+    assert_eq!(get(&mut c, "exact"), exact);
+    put_fails_midway(&mut c, "STOR big", &payload(5 << 20, 2), 552);
+    assert_eq!(names_in(&server.path("q")), ["exact"]);
+}
+
 /// Server-wide defaults (`[storage] quota_files`) apply to users whose
 /// entry sets nothing; an entry's own value, "unlimited" too, wins.
 #[test]
