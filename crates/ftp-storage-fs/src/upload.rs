@@ -445,12 +445,18 @@ impl FsUpload {
                 return self.write_buffered(data).await;
             };
             let n = staged.fill_from(data);
-            let full = staged.is_full();
             data = &data[n..];
-            self.written += n as u64;
-            if full {
-                self.flush_staged().await?;
-            }
+            self.staged_grew(n).await?;
+        }
+        Ok(())
+    }
+
+    /// `n` more bytes are in the direct-I/O chunk: they count as written,
+    /// and a full chunk goes to the disk.
+    async fn staged_grew(&mut self, n: usize) -> Result<()> {
+        self.written += n as u64;
+        if matches!(&self.direct, DirectIo::On { staged, .. } if staged.is_full()) {
+            self.flush_staged().await?;
         }
         Ok(())
     }
@@ -459,13 +465,12 @@ impl FsUpload {
     /// written, and goes on filling the other.
     async fn flush_staged(&mut self) -> Result<()> {
         self.settle().await?;
-        let mut file = self.take_file()?;
         let DirectIo::On { staged, spare } = &mut self.direct else {
-            self.file = Some(file);
             return Ok(());
         };
         let next = spare.take().unwrap_or_else(AlignedChunk::new);
         let full = std::mem::replace(staged, next);
+        let mut file = self.take_file()?;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let result = direct_io::write_chunk(&mut file, full.data());
             Written {
@@ -492,15 +497,11 @@ fn finish(
     durability: Durability,
     trim: bool,
 ) -> io::Result<()> {
-    if let (Placement::InPlace(_), Some(chunk)) = (&placement, &staged) {
-        direct_io::write_tail(&mut file, chunk.data())?;
-    }
+    let tail_written = staged.map_or(Ok(()), |chunk| direct_io::write_tail(&mut file, chunk.data()));
     match placement {
         Placement::Aside(aside) => {
             let published = (|| {
-                if let Some(chunk) = &staged {
-                    direct_io::write_tail(&mut file, chunk.data())?;
-                }
+                tail_written?;
                 if trim {
                     trim_reserved(&file)?;
                 }
@@ -522,6 +523,7 @@ fn finish(
             published
         }
         Placement::InPlace(target) => {
+            tail_written?;
             if durability != Durability::None {
                 file.sync_data()?;
             }
@@ -621,12 +623,7 @@ impl Upload for FsUpload {
             return Err(StorageError::new(ErrorKind::Local, "the upload has no buffer"));
         };
         staged.filled(n);
-        let full = staged.is_full();
-        self.written += n as u64;
-        if full {
-            self.flush_staged().await?;
-        }
-        Ok(())
+        self.staged_grew(n).await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64> {

@@ -524,6 +524,28 @@ fn the_temp_file(t: &Tree) -> std::path::PathBuf {
     t.home().join(&temps[0])
 }
 
+/// What the server's splice path does with a batch it counted: writes it
+/// to the upload's descriptor itself, at the file's offset.
+fn write_to_descriptor(fd: std::os::fd::RawFd, batch: &[u8]) {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the upload owns the descriptor; ManuallyDrop never closes it.
+    let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+    file.write_all(batch).unwrap();
+}
+
+/// Waits until a dropped upload's clean-up published it as `name` (its
+/// temporary name gone).
+async fn wait_until_published(t: &Tree, name: &str) {
+    for _ in 0..200 {
+        if t.on_disk("").contains(&name.to_string()) && temp_files(t, "").is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{name} was not published: {:?}", t.on_disk(""));
+}
+
 /// Writes `data` in 256 KiB chunks.
 async fn write_chunks(up: &mut Box<dyn ftp_storage::Upload>, data: &[u8]) {
     for chunk in data.chunks(256 << 10) {
@@ -579,8 +601,6 @@ async fn a_new_upload_reserves_space_a_step_ahead_and_gives_back_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_copy_batches_reserve_space_too() {
-    use std::io::Write;
-    use std::os::fd::FromRawFd;
     let t = Tree::with_options(preallocating(STEP)).await;
     let s = &*t.storage;
     let data = patterned(5 * STEP / 2);
@@ -590,9 +610,7 @@ async fn zero_copy_batches_reserve_space_too() {
         // it to the descriptor itself.
         up.direct_reserve(batch.len() as u64).unwrap();
         let fd = up.direct_fd().expect("a direct descriptor on the multi-thread runtime");
-        // SAFETY: the upload owns the descriptor; ManuallyDrop never closes it.
-        let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
-        file.write_all(batch).unwrap();
+        write_to_descriptor(fd, batch);
     }
     let held = allocated(&the_temp_file(&t));
     assert!(held >= 3 * STEP, "2.5 steps written, 3 reserved: {held} bytes held");
@@ -615,12 +633,7 @@ async fn a_kept_partial_upload_gives_back_its_reserved_space() {
     let mut up = s.open_write(&path("/dropped"), WriteMode::Replace).await.unwrap();
     write_chunks(&mut up, &data).await;
     drop(up);
-    for _ in 0..200 {
-        if t.on_disk("").contains(&"dropped".to_string()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_published(&t, "dropped").await;
     assert_eq!(read(s, "/dropped").await.unwrap(), data);
     assert_trimmed(&t.home().join("dropped"), data.len());
 }
@@ -716,8 +729,6 @@ async fn a_large_upload_goes_past_the_page_cache_on_one_thread() {
 /// descriptor, then `write_all` once it stops (past the threshold).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_copy_hands_over_to_direct_io_past_the_threshold() {
-    use std::io::Write;
-    use std::os::fd::FromRawFd;
     let t = Tree::with_options(direct_after(DIRECT_AFTER)).await;
     let s = &*t.storage;
     let data = patterned(2 * (1 << 20) + 5);
@@ -726,9 +737,7 @@ async fn zero_copy_hands_over_to_direct_io_past_the_threshold() {
     while let Some(fd) = up.direct_fd() {
         let batch = &data[at..at + 30_000];
         up.direct_reserve(batch.len() as u64).unwrap();
-        // SAFETY: the upload owns the descriptor; ManuallyDrop never closes it.
-        let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
-        file.write_all(batch).unwrap();
+        write_to_descriptor(fd, batch);
         at += batch.len();
     }
     assert_eq!(at, 120_000, "the offer ends with the batch that passed the threshold");
@@ -755,12 +764,7 @@ async fn a_kept_partial_upload_includes_what_waited_for_a_direct_write() {
     let mut up = s.open_write(&path("/dropped"), WriteMode::Replace).await.unwrap();
     write_odd_pieces(&mut up, &data).await;
     drop(up);
-    for _ in 0..200 {
-        if t.on_disk("").contains(&"dropped".to_string()) && temp_files(&t, "").is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_published(&t, "dropped").await;
     let kept = read(s, "/dropped").await.unwrap();
     assert!(kept.len() > DIRECT_AFTER, "{} bytes kept", kept.len());
     assert_eq!(kept[..], data[..kept.len()], "a prefix of what was sent");
