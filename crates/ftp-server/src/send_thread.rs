@@ -34,8 +34,7 @@ use tokio::sync::oneshot;
 
 use crate::net;
 
-/// Downloads whose body (all but the corked tail the worker sends, see
-/// `transfer::CORKED_TAIL`) is shorter than this stay on the runtime.
+/// Sendfile downloads shorter than this stay on the runtime.
 pub(crate) const MIN_BYTES: u64 = 4 << 20;
 
 /// The send loop needs next to no stack; the default 2 MiB is only address

@@ -251,8 +251,8 @@ impl RawClient {
         self.expect(&format!("PASS {pass}"), 230);
     }
 
-    /// EPSV and connect to the announced port.
-    pub fn epsv(&mut self) -> TcpStream {
+    /// EPSV: the address the server announced (its control address's IP).
+    pub fn epsv_addr(&mut self) -> SocketAddr {
         let r = self.expect("EPSV", 229);
         let port: u16 = r
             .text
@@ -261,7 +261,13 @@ impl RawClient {
             .and_then(|s| s.split('|').next())
             .and_then(|p| p.parse().ok())
             .expect("EPSV port");
-        let s = TcpStream::connect((self.addr.ip(), port)).expect("data connect");
+        SocketAddr::new(self.addr.ip(), port)
+    }
+
+    /// EPSV and connect to the announced port.
+    pub fn epsv(&mut self) -> TcpStream {
+        let addr = self.epsv_addr();
+        let s = TcpStream::connect(addr).expect("data connect");
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s
     }
