@@ -30,6 +30,7 @@
 mod bans;
 mod commands;
 pub mod config;
+mod cork;
 mod data;
 mod gate;
 mod limits;

@@ -58,6 +58,7 @@ impl Server {
                 bans: BanTable::new(config.bans.clone()),
                 quotas: Default::default(),
                 send_threads: crate::send_thread::SendThreads::new(config.send_threads),
+                sendfile_downloads: crate::cork::SendfileDownloads::new(),
                 config,
                 backend,
                 auth,

@@ -1,7 +1,9 @@
 //! Socket options and zero-copy sends that tokio does not expose.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use libc::c_int;
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -10,30 +12,26 @@ use tokio::net::TcpStream;
 /// sends ABOR with MSG_OOB; without this option the kernel pulls the urgent
 /// byte (the final LF) out of the stream and the command never ends.
 pub fn set_oob_inline(stream: &TcpStream) -> io::Result<()> {
-    set_int_option(stream, libc::SOL_SOCKET, libc::SO_OOBINLINE, 1)
+    set_int_option(stream.as_fd(), libc::SOL_SOCKET, libc::SO_OOBINLINE, 1)
 }
 
-/// Sets TCP_CORK, which holds back partial segments until the socket is
-/// shut down (or the option cleared). Set before a download's last bytes,
-/// it makes the shutdown ending the download put the FIN on the last data
-/// segment instead of a segment of its own (Linux's tcp_send_fin): a small
-/// file is one segment, one wake-up and one ACK of the client's instead of
-/// two (perf, 4 KiB downloads: the second segment's loopback delivery and
-/// wake-up were a tenth of the server's CPU per file).
-pub fn cork(stream: &TcpStream) -> io::Result<()> {
-    set_int_option(stream, libc::IPPROTO_TCP, libc::TCP_CORK, 1)
+/// Sets TCP_CORK (`on`) or clears it. While set, the kernel holds back
+/// partial segments until the socket is shut down or the option cleared
+/// (which sends them at once). See `cork` for when ferroftp sets it.
+pub fn set_cork(socket: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    set_int_option(socket, libc::IPPROTO_TCP, libc::TCP_CORK, c_int::from(on))
 }
 
-fn set_int_option(stream: &TcpStream, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: the fd is a live socket owned by `stream`; the option value is
-    // a c_int whose size we pass.
+fn set_int_option(socket: BorrowedFd<'_>, level: c_int, name: c_int, value: c_int) -> io::Result<()> {
+    // SAFETY: the fd is a live socket for the borrow's lifetime; the option
+    // value is a c_int whose size we pass.
     let rc = unsafe {
         libc::setsockopt(
-            stream.as_raw_fd(),
+            socket.as_raw_fd(),
             level,
             name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (&value as *const c_int).cast(),
+            std::mem::size_of::<c_int>() as libc::socklen_t,
         )
     };
     if rc == 0 {

@@ -24,7 +24,7 @@
 //! file takes to send.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use crate::cork::SendfileCork;
 use crate::net;
 
 /// Sendfile downloads shorter than this stay on the runtime.
@@ -107,6 +108,7 @@ impl ThreadSend {
         socket: &TcpStream,
         file: RawFd,
         range: std::ops::Range<u64>,
+        mut cork: SendfileCork,
         stall: Duration,
         progress: Arc<AtomicU64>,
     ) -> Option<ThreadSend> {
@@ -123,7 +125,7 @@ impl ThreadSend {
             .name("ferroftp-send".into())
             .stack_size(STACK_SIZE)
             .spawn(move || {
-                let result = send_range(&socket, &file, &thread_stop, range, stall, &progress);
+                let result = send_range(&socket, &file, &mut cork, &thread_stop, range, stall, &progress);
                 // Close the copies before saying so: once the transfer
                 // hears the end, the connection is its own again.
                 drop((socket, file, slot));
@@ -161,6 +163,7 @@ impl Drop for ThreadSend {
 fn send_range(
     socket: &OwnedFd,
     file: &OwnedFd,
+    cork: &mut SendfileCork,
     stop: &StopSignal,
     range: std::ops::Range<u64>,
     stall: Duration,
@@ -173,6 +176,7 @@ fn send_range(
         if stop.raised.load(Ordering::Acquire) {
             return Err(SendError::Stopped);
         }
+        cork.before_send(socket.as_fd(), Some(range.end - pos));
         let count = (range.end - pos).min(net::SENDFILE_CHUNK as u64) as usize;
         let mut off = pos as libc::off_t;
         // SAFETY: both descriptors are owned by this thread; `off` is a
@@ -332,7 +336,12 @@ mod tests {
         stall: Duration,
     ) -> ThreadSend {
         let progress = Arc::new(AtomicU64::new(0));
-        ThreadSend::start(threads, server, file.as_raw_fd(), range, stall, progress).unwrap()
+        ThreadSend::start(threads, server, file.as_raw_fd(), range, lone_cork(), stall, progress).unwrap()
+    }
+
+    /// The cork of a download the server sends alone.
+    fn lone_cork() -> SendfileCork {
+        crate::cork::SendfileDownloads::new().start().cork()
     }
 
     #[tokio::test]
@@ -347,6 +356,7 @@ mod tests {
             &server,
             file.as_raw_fd(),
             range.clone(),
+            lone_cork(),
             Duration::from_secs(10),
             Arc::clone(&progress),
         )
@@ -358,6 +368,7 @@ mod tests {
             &server,
             file.as_raw_fd(),
             0..1,
+            lone_cork(),
             Duration::from_secs(1),
             Arc::clone(&progress)
         )
@@ -410,7 +421,15 @@ mod tests {
         let stop = StopSignal::new().unwrap();
         stop.raise();
         let progress = AtomicU64::new(0);
-        let result = send_range(&socket, &file, &stop, 0..(1 << 20), Duration::from_secs(10), &progress);
+        let result = send_range(
+            &socket,
+            &file,
+            &mut lone_cork(),
+            &stop,
+            0..(1 << 20),
+            Duration::from_secs(10),
+            &progress,
+        );
         assert!(matches!(result, Err(SendError::Stopped)), "{result:?}");
         assert_eq!(progress.load(Ordering::Relaxed), 0);
     }
@@ -427,6 +446,7 @@ mod tests {
                 &server,
                 file.as_raw_fd(),
                 0..(32 << 20),
+                lone_cork(),
                 Duration::from_secs(600),
                 Arc::clone(progress),
             )

@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -26,6 +27,7 @@ use ftp_storage::{DirEntry, DirStream, ErrorKind, FileRead, StorageError, Upload
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cork::{SendfileCork, SendfileDownloads, TailCork};
 use crate::data::{self, DataSetup};
 use crate::net;
 use crate::replies;
@@ -93,6 +95,9 @@ pub(crate) struct TransferContext {
     pub protection: Option<DataProtection>,
     /// Threads for large plain downloads (see `send_thread`).
     pub send_threads: Arc<SendThreads>,
+    /// The server's plain sendfile downloads, which decide their corks
+    /// (see `cork`).
+    pub sendfile_downloads: Arc<SendfileDownloads>,
 }
 
 pub(crate) struct DataProtection {
@@ -388,43 +393,6 @@ impl SendEncoder {
     }
 }
 
-/// How much of a copied download's end is sent corked (see [`TailCork`]).
-const CORKED_TAIL: u64 = 256 << 10;
-
-/// Corks a copied send's data connection for its last bytes, so that the
-/// shutdown ending it carries the FIN on the last data segment (see
-/// [`net::cork`]). Only the tail: the copying path writes whatever the
-/// source gives it, and a source that stalls (an object store) must not
-/// leave a partial segment waiting for the cork's 200 ms. The sendfile
-/// path corks from the first byte instead (see [`send_file`]). Never in
-/// MODE B, whose connection stays open after the transfer and would keep
-/// its last block waiting; never before the TLS handshake (the caller runs
-/// it first), whose flights must not wait either.
-struct TailCork {
-    pending: bool,
-}
-
-impl TailCork {
-    fn new(mode: TransferMode) -> Self {
-        TailCork {
-            pending: mode != TransferMode::Block,
-        }
-    }
-
-    /// Corks `stream` once `left` bytes are all that is left to send
-    /// (`None`: unknown, so corks now).
-    fn near_end(&mut self, stream: &MaybeTls, left: Option<u64>) {
-        if !self.pending || left.is_some_and(|left| left > CORKED_TAIL) {
-            return;
-        }
-        self.pending = false;
-        if let Some(tcp) = stream.tcp() {
-            // An optimisation only: a socket that refuses it still works.
-            let _ = net::cork(tcp);
-        }
-    }
-}
-
 /// Sends a large download from a thread of its own (see `send_thread`) and
 /// returns where it got to; `pos` as it was when the download is too
 /// short for one or no thread is free.
@@ -433,13 +401,15 @@ async fn send_on_thread(
     fd: std::os::fd::RawFd,
     pos: u64,
     end: u64,
+    cork: SendfileCork,
     ctx: &mut TransferContext,
 ) -> Result<u64, Stop> {
     if end.saturating_sub(pos) < send_thread::MIN_BYTES {
         return Ok(pos);
     }
     let progress = Arc::clone(&ctx.progress);
-    let Some(mut send) = ThreadSend::start(&ctx.send_threads, tcp, fd, pos..end, ctx.stall_timeout, progress) else {
+    let range = pos..end;
+    let Some(mut send) = ThreadSend::start(&ctx.send_threads, tcp, fd, range, cork, ctx.stall_timeout, progress) else {
         return Ok(pos);
     };
     let finished = tokio::select! {
@@ -465,33 +435,27 @@ async fn send_file(
     mut ctx: TransferContext,
 ) -> TransferOutcome {
     let mut encoder = SendEncoder::new(ctx.params);
-    let mut cork = TailCork::new(ctx.params.mode);
+    let mut tail_cork = TailCork::new(ctx.params.mode);
     let stall = ctx.stall_timeout;
     // The size at open: a download is that snapshot.
     let end = source.size();
     let result: Result<(), Stop> = async {
         if let (true, Some(fd), Some(tcp)) = (encoder.is_identity(), source.sendfile_fd(), stream.as_plain()) {
-            // Corked from the first byte (this path is plain stream mode
-            // only): sendfile fills whole segments from the page cache, and
-            // the cork keeps each call's end, or a window that opened by
-            // less than a segment, from going out as a short one; the
-            // shutdown flushes the last with the FIN on it. 1 GiB RETR
-            // against the tail-only cork, in spells where the uncorked
-            // send split: 40,000 -> 24,400 TCP segments and 0.90 -> 0.68
-            // machine CPU-s per GiB (ProFTPD, which corks its whole
-            // sendfile too: 24,500 and 0.67); level in other spells
-            // (docs/architecture.md, performance notes).
-            let _ = net::cork(tcp);
+            // Plain stream mode: corked by the count of sendfile downloads
+            // (see `cork`).
+            let sending = ctx.sendfile_downloads.start();
             let mut pos = offset;
             if let Some(end) = end {
-                pos = send_on_thread(tcp, fd, pos, end, &mut ctx).await?;
+                pos = send_on_thread(tcp, fd, pos, end, sending.cork(), &mut ctx).await?;
             }
+            let mut cork = sending.cork();
             loop {
                 // Knowing the end also saves the last sendfile call, which
                 // would only say "end".
                 if end.is_some_and(|end| pos >= end) {
                     return Ok(());
                 }
+                cork.before_send(tcp.as_fd(), end.map(|end| end.saturating_sub(pos)));
                 let n = guarded(
                     &mut ctx.cancel,
                     stall,
@@ -513,7 +477,7 @@ async fn send_file(
                 break;
             }
             pos += n as u64;
-            cork.near_end(&stream, end.map(|end| end.saturating_sub(pos)));
+            tail_cork.near_end(&stream, end.map(|end| end.saturating_sub(pos)));
             let out: &[u8] = if encoder.is_identity() {
                 &buf[..n]
             } else {

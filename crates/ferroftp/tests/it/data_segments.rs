@@ -1,7 +1,8 @@
 //! How downloads use the wire: a download is corked, so a small file, or
 //! the tail of a large one, goes out in the same segment as the FIN that
-//! ends it, and a sendfile download is corked throughout, so its body goes
-//! out in whole segments. Counted with the client socket's TCP_INFO
+//! ends it, and a sendfile download the server sends alone is corked
+//! throughout, so its body goes out in whole segments (the server's `cork`
+//! module says why only alone). Counted with the client socket's TCP_INFO
 //! (segments received), which is exact on loopback: after the client's
 //! connect the server sends nothing on a data connection but the transfer.
 
@@ -198,4 +199,32 @@ fn a_large_download_corked_throughout_arrives_whole() {
     c.expect("TYPE A", 200);
     let (bytes, _) = fetch_counting(&mut c, "RETR big");
     assert!(bytes == crlf(&big), "TYPE A download differs");
+}
+
+#[test]
+fn downloads_sent_at_once_arrive_whole_as_their_corks_change() {
+    // A sendfile download alone is corked throughout; while a second runs
+    // both are uncorked but for their tails, and the one left corks again.
+    // Every byte still arrives across those changes, on both send paths.
+    let big = payload(16 << 20, 10);
+    for config in ["", "[server]\nsend_threads = 0\n"] {
+        let server = TestServer::start_with_config(config, &[]);
+        server.write("big", &big);
+        let mut first = server.login();
+        first.expect("TYPE I", 200);
+        let mut second = server.login();
+        second.expect("TYPE I", 200);
+        // The first stops reading after its first MiB, so that it is still
+        // sending (its socket full) while the second runs start to end.
+        let mut data = epsv_with_receive_buffer(&mut first, 100_000);
+        let reply = first.cmd("RETR big");
+        assert!(reply.code == 150 || reply.code == 125, "RETR big -> {reply:?}");
+        let mut got = vec![0u8; 1 << 20];
+        data.read_exact(&mut got).unwrap();
+        let (bytes, _, _) = fetch_with_buffer(&mut second, "big", 200_000, 100_000);
+        assert!(bytes == big, "{config:?}: the second download differs");
+        data.read_to_end(&mut got).unwrap();
+        assert!(got == big, "{config:?}: the first download differs");
+        first.expect_reply(226);
+    }
 }
