@@ -311,7 +311,7 @@ impl S3Section {
     }
 }
 
-/// `http://` to 127.0.0.0/8, [::1] or localhost: plain HTTP that never
+/// `http://` to 127.0.0.0/8, `[::1]` or localhost: plain HTTP that never
 /// leaves the machine.
 fn is_loopback_http(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {

@@ -23,7 +23,7 @@ pub struct ServeArgs {
     /// Configuration file (TOML).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Address to listen on (repeatable; IPv6 as [::1]:2121).
+    /// Address to listen on (repeatable; IPv6 as `[::1]:2121`).
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
     /// Storage root directory (created if missing; not used with

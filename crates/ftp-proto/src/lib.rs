@@ -1,7 +1,7 @@
 //! The FTP protocol with no I/O, no clock and no async runtime.
 //!
 //! Layout:
-//! - [`line`]: the control-connection line decoder (length cap, Telnet
+//! - [`line`](mod@line): the control-connection line decoder (length cap, Telnet
 //!   filtering, CR LF or bare LF).
 //! - [`command`]: [`Command`] parsed from one line, and the one command table
 //!   ([`command::VerbSpec`]) that drives login, argument and transfer rules.

@@ -258,7 +258,7 @@ pub struct ServerConfig {
     pub send_threads: usize,
     /// Names HOST accepts; empty accepts any name.
     pub virtual_hosts: Vec<VirtualHost>,
-    /// Entries STAT <dir> sends over the control connection at most.
+    /// Entries `STAT <dir>` sends over the control connection at most.
     pub max_stat_entries: usize,
     /// FTPS; `None` answers AUTH with 504.
     pub tls: Option<TlsConfig>,

@@ -6,7 +6,7 @@
 //! old file or the whole new one. `Append` and `ResumeAt` write into the
 //! file itself.
 //!
-//! Every upload holds its target's [`busy`](crate::busy) mark from before
+//! Every upload holds its target's [`busy`] mark from before
 //! anything is created or cut until it is committed, aborted, discarded or
 //! dropped (after the clean-up), so a second writer of the same file gets
 //! `Busy`.

@@ -146,7 +146,7 @@ impl Session {
         }
     }
 
-    /// SITE HELP, SITE CHMOD <mode> <path>, SITE UTIME <time> <path> (and
+    /// SITE HELP, `SITE CHMOD <mode> <path>`, `SITE UTIME <time> <path>` (and
     /// lftp's `SITE UTIME <path> <atime> <mtime> <ctime> UTC`).
     pub(super) async fn cmd_site(&mut self, name: &str, args: &[u8]) {
         match name {

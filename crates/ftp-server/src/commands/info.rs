@@ -40,7 +40,7 @@ impl Session {
         .await;
     }
 
-    /// HELP lists the commands; HELP <command> explains one.
+    /// HELP lists the commands; `HELP <command>` explains one.
     pub(super) async fn cmd_help(&mut self, topic: Option<&str>) {
         match topic {
             None => {
@@ -142,7 +142,7 @@ impl Session {
         lines
     }
 
-    /// STAT <path>: a directory's `ls -l` listing over the control
+    /// `STAT <path>`: a directory's `ls -l` listing over the control
     /// connection, streamed and capped at `max_stat_entries`.
     async fn stat_path(&mut self, arg: &[u8]) {
         let (_, target) = ftp_proto::command::split_list_options(Some(arg));

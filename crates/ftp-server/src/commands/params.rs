@@ -47,7 +47,7 @@ impl Session {
     }
 
     /// OPTS UTF8 ON|OFF (RFC 2640; paths are UTF-8 either way) and
-    /// OPTS MLST <facts> (RFC 3659 §7.9).
+    /// `OPTS MLST <facts>` (RFC 3659 §7.9).
     pub(super) async fn cmd_opts(&mut self, name: &str, value: &[u8]) {
         let value = String::from_utf8_lossy(value).to_ascii_uppercase();
         match (name, value.as_str()) {
