@@ -54,6 +54,9 @@ pub struct ServerSection {
     pub trusted_proxies: Vec<String>,
     pub allow_foreign_data_address: bool,
     pub transfer_buffer_size: usize,
+    /// Plain binary uploads spliced socket → pipe → file (see
+    /// ftp_server::ServerConfig::splice_uploads).
+    pub splice_uploads: bool,
     /// Threads for blocking work: file system calls, disk reads and writes,
     /// password hashing. Bounded so a burst of sessions cannot grow the
     /// process by a thread (stack and allocator arena) per session.
@@ -92,6 +95,7 @@ impl Default for ServerSection {
             trusted_proxies: Vec::new(),
             allow_foreign_data_address: d.allow_foreign_data_address,
             transfer_buffer_size: d.transfer_buffer_size,
+            splice_uploads: d.splice_uploads,
             blocking_threads: 64,
             send_threads: d.send_threads,
             memory_trim_interval: 10,
@@ -217,9 +221,9 @@ pub struct StorageSection {
     /// ftp_storage_fs::FsOptions::upload_preallocation).
     pub upload_preallocation: ftp_auth::Size,
     /// Local disk: a new upload writes past the page cache (O_DIRECT) once
-    /// it holds this many bytes; 0 turns it off (see
-    /// ftp_storage_fs::FsOptions::upload_direct_io_after).
-    pub upload_direct_io_after: ftp_auth::Size,
+    /// it holds this many bytes; 0 turns it off. Unset, it follows the
+    /// durability (see ftp_storage_fs::FsOptions::direct_io_after_for).
+    pub upload_direct_io_after: Option<ftp_auth::Size>,
     /// Defaults for users whose users-file entry does not set them: bytes
     /// and files under the home, largest file (see ftp_auth::quota).
     pub quota_bytes: Option<ftp_auth::Size>,
@@ -334,7 +338,7 @@ impl Default for StorageSection {
             keep_partial_uploads: false,
             inline_metadata: true,
             upload_preallocation: ftp_auth::Size(FsOptions::default().upload_preallocation),
-            upload_direct_io_after: ftp_auth::Size(FsOptions::default().upload_direct_io_after),
+            upload_direct_io_after: None,
             quota_bytes: None,
             quota_files: None,
             max_file_size: None,
@@ -604,6 +608,7 @@ impl FileConfig {
                 FailedLoginReply::NotLoggedIn
             },
             transfer_buffer_size: self.server.transfer_buffer_size,
+            splice_uploads: self.server.splice_uploads,
             send_threads: self.server.send_threads,
             virtual_hosts: self
                 .virtual_hosts
@@ -624,12 +629,16 @@ impl FileConfig {
     }
 
     pub fn fs_options(&self) -> Result<FsOptions, ConfigError> {
+        let durability = parse_durability(&self.storage.durability)?;
         Ok(FsOptions {
-            durability: parse_durability(&self.storage.durability)?,
+            durability,
             keep_partial_uploads: self.storage.keep_partial_uploads,
             inline_metadata: self.storage.inline_metadata,
             upload_preallocation: self.storage.upload_preallocation.0,
-            upload_direct_io_after: self.storage.upload_direct_io_after.0,
+            upload_direct_io_after: match self.storage.upload_direct_io_after {
+                Some(size) => size.0,
+                None => FsOptions::direct_io_after_for(durability),
+            },
             ..FsOptions::default()
         })
     }
@@ -869,7 +878,18 @@ quota_bytes = -1"
     #[test]
     fn upload_direct_io_after_is_a_size() {
         let fs = |text: &str| fs_options_of(text).map(|o| o.upload_direct_io_after);
-        assert_eq!(fs("").unwrap(), 8 << 20, "the default");
+        assert_eq!(fs("").unwrap(), 8 << 20, "the default, with durability \"file\"");
+        assert_eq!(fs("[storage]\ndurability = \"file+directory\"").unwrap(), 8 << 20);
+        assert_eq!(
+            fs("[storage]\ndurability = \"none\"").unwrap(),
+            0,
+            "buffered without fsync"
+        );
+        assert_eq!(
+            fs("[storage]\ndurability = \"none\"\nupload_direct_io_after = \"8 MiB\"").unwrap(),
+            8 << 20,
+            "set, it holds whatever the durability"
+        );
         assert_eq!(fs("[storage]\nupload_direct_io_after = 0").unwrap(), 0, "off");
         assert_eq!(fs("[storage]\nupload_direct_io_after = \"1 GiB\"").unwrap(), 1 << 30);
         assert_eq!(

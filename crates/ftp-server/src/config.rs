@@ -252,6 +252,10 @@ pub struct ServerConfig {
     pub bans: BanConfig,
     /// Bytes per read/write of a transfer.
     pub transfer_buffer_size: usize,
+    /// Plain binary uploads to local disk go socket → pipe → file with
+    /// splice(2) instead of read and write (see `transfer::receive_spliced`
+    /// for why this is off by default).
+    pub splice_uploads: bool,
     /// Threads that each send one large plain download (see
     /// `send_thread`); downloads beyond them are sent by the runtime's
     /// workers. 0: all of them are.
@@ -293,6 +297,7 @@ impl Default for ServerConfig {
             failed_login_reply: FailedLoginReply::NotLoggedIn,
             bans: BanConfig::default(),
             transfer_buffer_size: 256 * 1024,
+            splice_uploads: false,
             send_threads: 64,
             virtual_hosts: Vec::new(),
             max_stat_entries: 10_000,

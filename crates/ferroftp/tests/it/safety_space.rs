@@ -150,6 +150,23 @@ fn max_file_size_552() {
     assert_eq!(names_in(&server.path("q")), ["big", "exact", "small"]);
 }
 
+/// The same limit on the splice path (`server.splice_uploads`), where the
+/// upload counts each batch before it is written.
+#[test]
+fn max_file_size_552_when_spliced() {
+    let (server, _users) = server_with_users(
+        &[("q", &["--home", "/q", "--max-file-size", "100K"])],
+        "[server]\nsplice_uploads = true\n",
+    );
+    let mut c = login_as(&server, "q");
+    c.expect("TYPE I", 200);
+    let exact = payload(100 * K, 2);
+    assert_eq!(put_any(&mut c, "STOR exact", &exact).code, 226);
+    assert_eq!(get(&mut c, "exact"), exact);
+    put_fails_midway(&mut c, "STOR big", &payload(300 * K, 3), 552);
+    assert_eq!(names_in(&server.path("q")), ["exact"]);
+}
+
 /// The same limit past `storage.upload_direct_io_after`, where the server
 /// reads into the upload's own aligned chunks instead of calling
 /// `write_all`: the bytes are counted there too.

@@ -3,7 +3,7 @@
 //! (450) for every other writer, across users whose homes overlap, a broken
 //! upload is removed or kept for resume by `storage.keep_partial_uploads`,
 //! every `storage.durability` setting completes uploads, and a large upload
-//! arrives whole through each write path (splice, then past the page cache).
+//! arrives whole through each write path (copied or spliced, then past the page cache).
 
 use std::time::Duration;
 
@@ -191,16 +191,22 @@ fn every_durability_setting_completes_uploads() {
     }
 }
 
-/// A plain binary STOR goes socket → pipe → file with splice, and past
+/// A plain binary STOR goes through the transfer buffer (or socket → pipe
+/// → file with `server.splice_uploads`), and past
 /// `storage.upload_direct_io_after` through aligned O_DIRECT chunks (the
 /// switch, on a block boundary after the threshold, is checked in
 /// crates/ftp-storage-fs/tests/uploads.rs); a TYPE A upload reaches the
 /// same chunks through its decoder. Every byte arrives, under the
-/// default threshold and an odd one.
+/// default threshold and an odd one, copied and spliced.
 #[test]
 fn a_large_upload_arrives_whole_through_every_write_path() {
     let data = payload((9 << 20) + 4097, 11);
-    for toml in ["", "[storage]\nupload_direct_io_after = 1048577\n"] {
+    for toml in [
+        "",
+        "[storage]\nupload_direct_io_after = 1048577\n",
+        "[server]\nsplice_uploads = true\n",
+        "[server]\nsplice_uploads = true\n[storage]\nupload_direct_io_after = 1048577\n",
+    ] {
         let server = TestServer::start_with_config(toml, &[]);
         let mut c = server.login();
         c.expect("TYPE I", 200);

@@ -76,6 +76,7 @@ impl Session {
             connect_timeout: cfg.data_connection_timeout,
             stall_timeout: cfg.transfer_stall_timeout,
             buffer_size: cfg.transfer_buffer_size,
+            splice_uploads: cfg.splice_uploads,
             progress: Arc::clone(&progress),
             marks: marks_tx,
             cancel: cancel_rx,
