@@ -150,39 +150,26 @@ fn max_file_size_552() {
     assert_eq!(names_in(&server.path("q")), ["big", "exact", "small"]);
 }
 
-/// The same limit on the splice path (`server.splice_uploads`), where the
-/// upload counts each batch before it is written.
+/// The same limit on the other write paths, where the server does not
+/// call `write_all`: spliced (`server.splice_uploads`), the upload counts
+/// each batch before it is written; past `storage.upload_direct_io_after`,
+/// the server reads into the upload's own aligned chunks. The bytes are
+/// counted there too.
 #[test]
-fn max_file_size_552_when_spliced() {
-    let (server, _users) = server_with_users(
-        &[("q", &["--home", "/q", "--max-file-size", "100K"])],
+fn max_file_size_552_on_the_splice_and_direct_paths() {
+    for config in [
         "[server]\nsplice_uploads = true\n",
-    );
-    let mut c = login_as(&server, "q");
-    c.expect("TYPE I", 200);
-    let exact = payload(100 * K, 2);
-    assert_eq!(put_any(&mut c, "STOR exact", &exact).code, 226);
-    assert_eq!(get(&mut c, "exact"), exact);
-    put_fails_midway(&mut c, "STOR big", &payload(300 * K, 3), 552);
-    assert_eq!(names_in(&server.path("q")), ["exact"]);
-}
-
-/// The same limit past `storage.upload_direct_io_after`, where the server
-/// reads into the upload's own aligned chunks instead of calling
-/// `write_all`: the bytes are counted there too.
-#[test]
-fn max_file_size_552_past_the_page_cache() {
-    let (server, _users) = server_with_users(
-        &[("q", &["--home", "/q", "--max-file-size", "3M"])],
         "[storage]\nupload_direct_io_after = \"1 MiB\"\n",
-    );
-    let mut c = login_as(&server, "q");
-    c.expect("TYPE I", 200);
-    let exact = payload(3 << 20, 1);
-    assert_eq!(put_any(&mut c, "STOR exact", &exact).code, 226);
-    assert_eq!(get(&mut c, "exact"), exact);
-    put_fails_midway(&mut c, "STOR big", &payload(5 << 20, 2), 552);
-    assert_eq!(names_in(&server.path("q")), ["exact"]);
+    ] {
+        let (server, _users) = server_with_users(&[("q", &["--home", "/q", "--max-file-size", "3M"])], config);
+        let mut c = login_as(&server, "q");
+        c.expect("TYPE I", 200);
+        let exact = payload(3 << 20, 1);
+        assert_eq!(put_any(&mut c, "STOR exact", &exact).code, 226, "{config:?}");
+        assert_eq!(get(&mut c, "exact"), exact, "{config:?}");
+        put_fails_midway(&mut c, "STOR big", &payload(5 << 20, 2), 552);
+        assert_eq!(names_in(&server.path("q")), ["exact"], "{config:?}");
+    }
 }
 
 /// Server-wide defaults (`[storage] quota_files`) apply to users whose
