@@ -222,7 +222,7 @@ pub struct StorageSection {
     pub upload_preallocation: ftp_auth::Size,
     /// Local disk: a new upload writes past the page cache (O_DIRECT) once
     /// it holds this many bytes; 0 turns it off. Unset, it follows the
-    /// durability (see ftp_storage_fs::FsOptions::direct_io_after_for).
+    /// durability (see ftp_storage_fs::FsOptions::direct_io_after).
     pub upload_direct_io_after: Option<ftp_auth::Size>,
     /// Defaults for users whose users-file entry does not set them: bytes
     /// and files under the home, largest file (see ftp_auth::quota).
@@ -629,16 +629,12 @@ impl FileConfig {
     }
 
     pub fn fs_options(&self) -> Result<FsOptions, ConfigError> {
-        let durability = parse_durability(&self.storage.durability)?;
         Ok(FsOptions {
-            durability,
+            durability: parse_durability(&self.storage.durability)?,
             keep_partial_uploads: self.storage.keep_partial_uploads,
             inline_metadata: self.storage.inline_metadata,
             upload_preallocation: self.storage.upload_preallocation.0,
-            upload_direct_io_after: match self.storage.upload_direct_io_after {
-                Some(size) => size.0,
-                None => FsOptions::direct_io_after_for(durability),
-            },
+            upload_direct_io_after: self.storage.upload_direct_io_after.map(|size| size.0),
             ..FsOptions::default()
         })
     }
@@ -877,7 +873,7 @@ quota_bytes = -1"
 
     #[test]
     fn upload_direct_io_after_is_a_size() {
-        let fs = |text: &str| fs_options_of(text).map(|o| o.upload_direct_io_after);
+        let fs = |text: &str| fs_options_of(text).map(|o| o.direct_io_after());
         assert_eq!(fs("").unwrap(), 8 << 20, "the default, with durability \"file\"");
         assert_eq!(fs("[storage]\ndurability = \"file+directory\"").unwrap(), 8 << 20);
         assert_eq!(

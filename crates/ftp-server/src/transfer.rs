@@ -27,7 +27,7 @@ use ftp_storage::{DirEntry, DirStream, ErrorKind, FileRead, StorageError, Upload
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::cork::{SendfileCork, SendfileDownloads, TailCork};
+use crate::cork::{SendfileDownloads, Sending, TailCork};
 use crate::data::{self, DataSetup};
 use crate::net;
 use crate::replies;
@@ -403,14 +403,14 @@ async fn send_on_thread(
     fd: std::os::fd::RawFd,
     pos: u64,
     end: u64,
-    cork: SendfileCork,
+    sending: &Sending,
     ctx: &mut TransferContext,
 ) -> Result<u64, Stop> {
     if end.saturating_sub(pos) < send_thread::MIN_BYTES {
         return Ok(pos);
     }
     let progress = Arc::clone(&ctx.progress);
-    let range = pos..end;
+    let (range, cork) = (pos..end, sending.cork());
     let Some(mut send) = ThreadSend::start(&ctx.send_threads, tcp, fd, range, cork, ctx.stall_timeout, progress) else {
         return Ok(pos);
     };
@@ -448,7 +448,7 @@ async fn send_file(
             let sending = ctx.sendfile_downloads.start();
             let mut pos = offset;
             if let Some(end) = end {
-                pos = send_on_thread(tcp, fd, pos, end, sending.cork(), &mut ctx).await?;
+                pos = send_on_thread(tcp, fd, pos, end, &sending, &mut ctx).await?;
             }
             let mut cork = sending.cork();
             loop {

@@ -100,16 +100,17 @@ pub struct FsOptions {
     pub upload_preallocation: u64,
     /// A new file's upload writes past the page cache (O_DIRECT, in aligned
     /// 1 MiB chunks from memory of its own) once it holds this many bytes;
-    /// 0 turns it off. The default follows the durability
-    /// ([`FsOptions::direct_io_after_for`]). The first bytes stay buffered,
-    /// so small files keep the cache's write-back. A filesystem without
+    /// 0 turns it off; `None` follows the durability
+    /// ([`FsOptions::direct_io_after`]). The first bytes stay buffered, so
+    /// small files keep the cache's write-back. A filesystem without
     /// O_DIRECT keeps the upload buffered.
-    pub upload_direct_io_after: u64,
+    pub upload_direct_io_after: Option<u64>,
 }
 
 impl FsOptions {
-    /// The default `upload_direct_io_after` under `durability`: 8 MiB when
-    /// the 226 waits for the disk, off when it does not.
+    /// The bytes after which a new file's upload writes with O_DIRECT:
+    /// `upload_direct_io_after` if set, else 8 MiB when the 226 waits for
+    /// the disk and off (0) when it does not.
     ///
     /// Waiting for the disk (fdatasync), every byte is written to it before
     /// the reply anyway, and past the cache a large upload neither
@@ -123,11 +124,11 @@ impl FsOptions {
     /// memory speed: on that second host 1,560-1,997 MiB/s copied into the
     /// cache against 1,040-1,265 direct, where the disk takes O_DIRECT
     /// writes at about 1,400 (`dd`).
-    pub fn direct_io_after_for(durability: Durability) -> u64 {
-        match durability {
+    pub fn direct_io_after(&self) -> u64 {
+        self.upload_direct_io_after.unwrap_or(match self.durability {
             Durability::None => 0,
             Durability::File | Durability::FileAndDirectory => 8 << 20,
-        }
+        })
     }
 }
 
@@ -140,7 +141,7 @@ impl Default for FsOptions {
             dir_mode: 0o755,
             inline_metadata: true,
             upload_preallocation: 8 << 20,
-            upload_direct_io_after: FsOptions::direct_io_after_for(Durability::default()),
+            upload_direct_io_after: None,
         }
     }
 }

@@ -141,7 +141,7 @@ fn open_aside(inner: &Inner, path: &FtpPath, exclusive: bool) -> Result<FsUpload
     };
     Ok(FsUpload::new(file, Placement::Aside(aside), options.durability, busy)
         .preallocating(options.upload_preallocation)
-        .direct_io_after(options.upload_direct_io_after))
+        .direct_io_after(options.direct_io_after()))
 }
 
 /// Opens the target of an `Append` or `ResumeAt` upload, which writes into

@@ -663,7 +663,7 @@ const DIRECT_AFTER: usize = 100_000;
 
 fn direct_after(after: usize) -> FsOptions {
     FsOptions {
-        upload_direct_io_after: after as u64,
+        upload_direct_io_after: Some(after as u64),
         keep_partial_uploads: true,
         ..FsOptions::default()
     }

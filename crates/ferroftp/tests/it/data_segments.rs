@@ -54,6 +54,10 @@ fn epsv_with_receive_buffer(c: &mut RawClient, bytes: usize) -> TcpStream {
     stream
 }
 
+/// The two ways a large plain download is sent: a thread of its own (the
+/// default), and the runtime's workers.
+const SEND_PATHS: [&str; 2] = ["", "[server]\nsend_threads = 0\n"];
+
 /// `bytes` with no CR, so that its TYPE A form is exactly [`crlf`].
 fn text(mut bytes: Vec<u8>) -> Vec<u8> {
     for b in &mut bytes {
@@ -159,7 +163,7 @@ fn a_sendfile_download_goes_out_in_whole_segments() {
     // median of five. Both send paths: a thread of its own, and the
     // runtime's workers (`send_threads = 0`).
     let big = payload(16 << 20, 9);
-    for config in ["", "[server]\nsend_threads = 0\n"] {
+    for config in SEND_PATHS {
         let server = TestServer::start_with_config(config, &[]);
         server.write("big", &big);
         let mut c = server.login();
@@ -207,7 +211,7 @@ fn downloads_sent_at_once_arrive_whole_as_their_corks_change() {
     // both are uncorked but for their tails, and the one left corks again.
     // Every byte still arrives across those changes, on both send paths.
     let big = payload(16 << 20, 10);
-    for config in ["", "[server]\nsend_threads = 0\n"] {
+    for config in SEND_PATHS {
         let server = TestServer::start_with_config(config, &[]);
         server.write("big", &big);
         let mut first = server.login();
