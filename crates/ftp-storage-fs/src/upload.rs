@@ -16,8 +16,16 @@
 //! - On a multi-threaded runtime (the server's), the chunk is written
 //!   straight from the caller's slice inside `block_in_place`: no copy and
 //!   no hand-over to another thread. The worker's other tasks move to
-//!   another thread meanwhile, so nothing else waits for the disk. This
-//!   measured the fastest (see tests/throughput.rs).
+//!   another thread meanwhile, so nothing else waits for the disk, and the
+//!   write reads the bytes from the CPU cache the socket read just filled.
+//!   Overlapping the two instead (the current-thread path below, tried on
+//!   the server's runtime) measured twice the server's CPU, for reasons
+//!   not profiled further (an extra copy, hand-overs between threads, the
+//!   bytes read on another CPU than the one that received them): 512 MiB STOR
+//!   into the page cache, interleaved rounds with ProFTPD, 2026-12-07:
+//!   inline 1,928-2,477 MiB/s at 0.20-0.26 s of server CPU, overlapped on
+//!   the blocking pool 1,116-1,295 MiB/s at 0.43-0.49 s (ProFTPD
+//!   1,653-1,916 at 0.25-0.31 s).
 //! - On a current-thread runtime, where `block_in_place` panics, the chunk
 //!   is copied into one of two buffers this upload owns (spawn_blocking
 //!   needs owned data) and written on the blocking pool; `write_all`
