@@ -389,6 +389,8 @@ pub struct TlsSection {
     /// Ask clients for a certificate; users whose entry lists its
     /// fingerprint log in with it, without a password.
     pub client_certificates: bool,
+    /// Hand FTPS downloads to kernel TLS where the kernel has it.
+    pub kernel_offload: bool,
 }
 
 impl Default for TlsSection {
@@ -404,6 +406,7 @@ impl Default for TlsSection {
             require_session_reuse: p.require_session_reuse,
             allow_ccc: p.allow_ccc,
             client_certificates: false,
+            kernel_offload: true,
         }
     }
 }

@@ -242,6 +242,7 @@ fn tls_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TlsConfig>, 
         provider: Arc::new(TlsProvider::new(source, file.tls.client_certificates)?),
         policy,
         implicit_listen,
+        kernel_offload: file.tls.kernel_offload,
     }))
 }
 

@@ -14,6 +14,10 @@
 //! session, as the servers require. Prints one line,
 //! `MIBPS <rate> <protocol> <cipher suite>`, timed from the transfer command
 //! to its final reply; exits 1 with a message on any failure.
+//!
+//! A RETR ended without a close_notify counts what arrived (some peers close
+//! that way); with `FTPBENCH_REQUIRE_CLOSE_NOTIFY=1` it is a failure
+//! (scripts/ktls-vm-test, where the kernel sends ferroftp's close_notify).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -63,13 +67,15 @@ fn run(args: &[String]) -> Fallible<String> {
     let mut data = StreamOwned::new(conn, raw);
     let mut buf = vec![0u8; CHUNK];
     if command == "RETR" {
+        let require_close_notify = std::env::var_os("FTPBENCH_REQUIRE_CLOSE_NOTIFY").is_some_and(|v| v == "1");
         let mut got = 0u64;
         loop {
             match data.read(&mut buf) {
+                // rustls reports the end as 0 only after a close_notify.
                 Ok(0) => break,
                 Ok(n) => got += n as u64,
                 // A server that closes without close_notify: what arrived counts.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !require_close_notify => break,
                 Err(e) => return Err(format!("data read: {e}")),
             }
         }

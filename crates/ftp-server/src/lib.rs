@@ -24,6 +24,7 @@
 //! - `proxy`: the PROXY protocol header read from a trusted balancer's
 //!   connection before the greeting.
 //! - `net`: socket options (TCP_NODELAY, SO_OOBINLINE) and sendfile.
+//! - `ktls`: FTPS downloads handed to kernel TLS, so sendfile serves them.
 //! - `send_thread`: large plain downloads sent from a bounded set of
 //!   threads, one per download, instead of the runtime's workers.
 
@@ -33,6 +34,7 @@ pub mod config;
 mod cork;
 mod data;
 mod gate;
+mod ktls;
 mod limits;
 pub mod listener;
 mod net;

@@ -49,6 +49,11 @@ impl Server {
         for addr in config.tls.iter().flat_map(|t| &t.implicit_listen) {
             listeners.push((bind_listener(*addr)?, true));
         }
+        if config.tls.as_ref().is_some_and(|t| t.kernel_offload) {
+            // Probed (and logged) at start rather than at the first FTPS
+            // download, so the log says at once which path downloads take.
+            crate::ktls::support();
+        }
         let (shutdown, shutting_down) = watch::channel(false);
         Ok(Server {
             listeners,

@@ -30,6 +30,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::ktls::KernelTls;
+
 /// Where the certificate comes from.
 #[derive(Debug, Clone)]
 pub enum CertSource {
@@ -219,6 +221,10 @@ fn build(source: &CertSource, client_certificates: bool) -> Result<(ServerConfig
     // Every data connection of a TLS 1.3 session resumes with a ticket of
     // its own; send a few so parallel transfers (lftp pget) each have one.
     config.send_tls13_tickets = 4;
+    // A download's data connection may hand its send keys to the kernel
+    // (`ktls`, where `tls.kernel_offload` allows it); nothing else
+    // extracts them.
+    config.enable_secret_extraction = true;
     Ok((config, fingerprint))
 }
 
@@ -345,6 +351,9 @@ pub(crate) fn resumed(stream: &TlsStream<TcpStream>) -> bool {
 pub(crate) enum MaybeTls {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// A download's data connection whose sends the kernel encrypts
+    /// (`ktls`); write-only.
+    Kernel(KernelTls),
     /// Only while the control connection changes between plain and TLS.
     Detached,
 }
@@ -358,11 +367,22 @@ impl MaybeTls {
         }
     }
 
+    /// The socket sendfile can write to: plain TCP, or TCP under kernel
+    /// TLS, which encrypts what it is given.
+    pub fn sendfile_target(&self) -> Option<&TcpStream> {
+        match self {
+            MaybeTls::Plain(s) => Some(s),
+            MaybeTls::Kernel(k) => Some(k.tcp()),
+            _ => None,
+        }
+    }
+
     /// The TCP stream underneath, with or without TLS (for socket options).
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
             MaybeTls::Plain(s) => Some(s),
             MaybeTls::Tls(s) => Some(s.get_ref().0),
+            MaybeTls::Kernel(k) => Some(k.tcp()),
             MaybeTls::Detached => None,
         }
     }
@@ -373,6 +393,11 @@ impl AsyncRead for MaybeTls {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            // What arrives is still TLS records: never handed out as data.
+            MaybeTls::Kernel(_) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a kernel-TLS download connection is not read",
+            ))),
             MaybeTls::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -383,6 +408,7 @@ impl AsyncWrite for MaybeTls {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            MaybeTls::Kernel(k) => Pin::new(k).poll_write(cx, buf),
             MaybeTls::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -391,6 +417,7 @@ impl AsyncWrite for MaybeTls {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            MaybeTls::Kernel(k) => Pin::new(k).poll_flush(cx),
             MaybeTls::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -399,6 +426,7 @@ impl AsyncWrite for MaybeTls {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MaybeTls::Kernel(k) => Pin::new(k).poll_shutdown(cx),
             MaybeTls::Detached => Poll::Ready(Ok(())),
         }
     }

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cork::{SendfileDownloads, Sending, TailCork};
 use crate::data::{self, DataSetup};
+use crate::ktls;
 use crate::net;
 use crate::replies;
 use crate::send_thread::{self, SendError, SendThreads, ThreadSend};
@@ -105,6 +106,9 @@ pub(crate) struct TransferContext {
 pub(crate) struct DataProtection {
     pub config: Arc<rustls::ServerConfig>,
     pub require_session_reuse: bool,
+    /// `tls.kernel_offload`: downloads that sendfile can serve go to
+    /// kernel TLS where the kernel takes the connection's cipher.
+    pub kernel_offload: bool,
 }
 
 /// Why a transfer stopped early.
@@ -308,6 +312,26 @@ async fn protect(stream: MaybeTls, ctx: &mut TransferContext) -> Result<MaybeTls
     Ok(MaybeTls::Tls(Box::new(tls)))
 }
 
+/// A protected download's connection, with its sends moved into kernel
+/// TLS when the kernel takes them (see `ktls`); otherwise as it was.
+async fn to_kernel_tls(stream: MaybeTls, ctx: &mut TransferContext) -> Result<MaybeTls, Stop> {
+    let MaybeTls::Tls(tls) = stream else {
+        return Ok(stream);
+    };
+    let offload = tokio::select! {
+        biased;
+        _ = &mut ctx.cancel => return Err(Stop::Cancelled),
+        r = tokio::time::timeout(ctx.stall_timeout, ktls::offload_send(tls)) => match r {
+            Ok(r) => r.map_err(Stop::Network)?,
+            Err(_) => return Err(Stop::Stalled),
+        },
+    };
+    Ok(match offload {
+        ktls::Offload::Kernel(k) => MaybeTls::Kernel(k),
+        ktls::Offload::Kept(tls) => MaybeTls::Tls(tls),
+    })
+}
+
 /// The final reply of a successful send; MODE B keeps the connection.
 async fn finish_send(mut stream: MaybeTls, mode: TransferMode) -> TransferOutcome {
     if mode == TransferMode::Block {
@@ -441,10 +465,17 @@ async fn send_file(
     let stall = ctx.stall_timeout;
     // The size at open: a download is that snapshot.
     let end = source.size();
+    let kernel_tls = ctx.protection.as_ref().is_some_and(|p| p.kernel_offload);
+    if kernel_tls && encoder.is_identity() && source.sendfile_fd().is_some() {
+        stream = match to_kernel_tls(stream, &mut ctx).await {
+            Ok(stream) => stream,
+            Err(stop) => return TransferOutcome::failed(stop.reply()),
+        };
+    }
     let result: Result<(), Stop> = async {
-        if let (true, Some(fd), Some(tcp)) = (encoder.is_identity(), source.sendfile_fd(), stream.as_plain()) {
-            // Plain stream mode: corked by the count of sendfile downloads
-            // (see `cork`).
+        if let (true, Some(fd), Some(tcp)) = (encoder.is_identity(), source.sendfile_fd(), stream.sendfile_target()) {
+            // Stream mode, plain or under kernel TLS: corked by the count
+            // of sendfile downloads (see `cork`).
             let sending = ctx.sendfile_downloads.start();
             let mut pos = offset;
             if let Some(end) = end {

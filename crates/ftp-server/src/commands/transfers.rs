@@ -99,15 +99,11 @@ impl Session {
     /// APPE, whose client only sends (see `SessionTls::upload_data`).
     fn data_protection(&self, upload: bool) -> Option<DataProtection> {
         let config = self.tls.as_ref().filter(|_| self.prot_private)?.data(upload);
-        let reuse = self
-            .shared
-            .config
-            .tls
-            .as_ref()
-            .is_none_or(|t| t.policy.require_session_reuse);
+        let tls = self.shared.config.tls.as_ref();
         Some(DataProtection {
             config: Arc::clone(config),
-            require_session_reuse: reuse,
+            require_session_reuse: tls.is_none_or(|t| t.policy.require_session_reuse),
+            kernel_offload: tls.is_some_and(|t| t.kernel_offload),
         })
     }
 

@@ -1,0 +1,453 @@
+//! Kernel TLS (kTLS) for FTPS downloads.
+//!
+//! rustls runs every protected data connection's handshake. For a download
+//! the kernel can send by itself (a local file in binary MODE S, the same
+//! downloads that use sendfile in plain FTP), the connection's TLS 1.3 send
+//! keys and record number then go to the kernel (`TCP_ULP` "tls", then
+//! `TLS_TX`), and the file goes out with sendfile: the kernel encrypts from
+//! the page cache straight into the socket. In user space the same download
+//! costs a read of the file into a buffer, rustls's copy of it into its
+//! records, the encryption and a copy into the socket: on a 2-core VM the
+//! server's core was the limit at 0.5-0.65 CPU-s per GiB, 22% of it the
+//! read and 12% the copy into the socket (bench/README.md, FTPS RETR).
+//!
+//! Only the send direction moves: the client of a download sends nothing
+//! on the data connection but, at the end, its close_notify, which the
+//! server never needs to read. The server's own close_notify is an alert
+//! record written with `TLS_SET_RECORD_TYPE`.
+//!
+//! TLS 1.2 stays in rustls: its AES-GCM explicit nonces are rustls's IV
+//! XOR the record number, while the kernel counts them up from a start
+//! value, so the two sequences could meet. In TLS 1.3 both sides build
+//! every nonce as IV XOR record number (RFC 8446 §5.3), so the kernel goes
+//! on exactly where rustls stopped.
+//!
+//! Whether the kernel can do it is probed once per process, on a loopback
+//! connection of its own for each cipher (the module may be missing, as on
+//! kernels built without `CONFIG_TLS`, or know only some ciphers): once
+//! rustls has handed its keys over it cannot take the connection back, so
+//! nothing is tried on a client's connection that the probe did not show
+//! to work.
+
+use std::io;
+use std::net::{Ipv4Addr, TcpListener, TcpStream as StdTcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{ready, Context, Poll};
+
+use libc::c_int;
+use rustls::{CipherSuite, ConnectionTrafficSecrets, ProtocolVersion};
+use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+// From linux/tcp.h and linux/tls.h (stable kernel ABI).
+const TCP_ULP: c_int = 31;
+const SOL_TLS: c_int = 282;
+const TLS_TX: c_int = 1;
+const TLS_SET_RECORD_TYPE: c_int = 1;
+const TLS_1_3_VERSION: u16 = 0x0304;
+const TLS_CIPHER_AES_GCM_128: u16 = 51;
+const TLS_CIPHER_AES_GCM_256: u16 = 52;
+const TLS_CIPHER_CHACHA20_POLY1305: u16 = 54;
+/// The TLS record content type of an alert.
+const RECORD_TYPE_ALERT: u8 = 21;
+/// A close_notify alert: level warning (1), description close_notify (0).
+const CLOSE_NOTIFY: [u8; 2] = [1, 0];
+
+/// `struct tls12_crypto_info_aes_gcm_128` (`KEY_LEN` 16) and `_256` (32),
+/// which TLS 1.3 uses too.
+#[repr(C)]
+struct AesGcmInfo<const KEY_LEN: usize> {
+    version: u16,
+    cipher_type: u16,
+    iv: [u8; 8],
+    key: [u8; KEY_LEN],
+    salt: [u8; 4],
+    rec_seq: [u8; 8],
+}
+
+/// `struct tls12_crypto_info_chacha20_poly1305` (no salt: the whole
+/// 12-byte IV is `iv`).
+#[repr(C)]
+struct Chacha20Info {
+    version: u16,
+    cipher_type: u16,
+    iv: [u8; 12],
+    key: [u8; 32],
+    rec_seq: [u8; 8],
+}
+
+/// The `TLS_TX` option value for one cipher. Wiped when dropped: it holds
+/// the connection's send key.
+enum CryptoInfo {
+    AesGcm128(AesGcmInfo<16>),
+    AesGcm256(AesGcmInfo<32>),
+    Chacha20(Chacha20Info),
+}
+
+impl CryptoInfo {
+    /// The option for `cipher` with this key, 12-byte IV and next record
+    /// number; `None` for a key or IV of the wrong length.
+    fn new(cipher: Cipher, key: &[u8], iv: &[u8], seq: u64) -> Option<CryptoInfo> {
+        let rec_seq = seq.to_be_bytes();
+        let version = TLS_1_3_VERSION;
+        fn aes_gcm<const N: usize>(cipher_type: u16, key: &[u8], iv: &[u8], rec_seq: [u8; 8]) -> Option<AesGcmInfo<N>> {
+            // AES-GCM's 12-byte nonce base is a 4-byte salt and an 8-byte IV.
+            let (salt, iv) = iv.split_at_checked(4)?;
+            Some(AesGcmInfo {
+                version: TLS_1_3_VERSION,
+                cipher_type,
+                iv: iv.try_into().ok()?,
+                key: key.try_into().ok()?,
+                salt: salt.try_into().ok()?,
+                rec_seq,
+            })
+        }
+        Some(match cipher {
+            Cipher::AesGcm128 => CryptoInfo::AesGcm128(aes_gcm(TLS_CIPHER_AES_GCM_128, key, iv, rec_seq)?),
+            Cipher::AesGcm256 => CryptoInfo::AesGcm256(aes_gcm(TLS_CIPHER_AES_GCM_256, key, iv, rec_seq)?),
+            Cipher::Chacha20 => CryptoInfo::Chacha20(Chacha20Info {
+                version,
+                cipher_type: TLS_CIPHER_CHACHA20_POLY1305,
+                iv: iv.try_into().ok()?,
+                key: key.try_into().ok()?,
+                rec_seq,
+            }),
+        })
+    }
+
+    /// From rustls's TLS 1.3 traffic secrets and the next record number.
+    fn tls13(secrets: &ConnectionTrafficSecrets, seq: u64) -> Option<CryptoInfo> {
+        let (cipher, key, iv) = match secrets {
+            ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (Cipher::AesGcm128, key, iv),
+            ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (Cipher::AesGcm256, key, iv),
+            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => (Cipher::Chacha20, key, iv),
+            _ => return None,
+        };
+        CryptoInfo::new(cipher, key.as_ref(), iv.as_ref(), seq)
+    }
+
+    /// An all-zero key of the cipher, for the probe.
+    fn probe(cipher: Cipher) -> CryptoInfo {
+        let key_len = if cipher == Cipher::AesGcm128 { 16 } else { 32 };
+        CryptoInfo::new(cipher, &[0; 32][..key_len], &[0; 12], 0).expect("the cipher's own lengths")
+    }
+
+    /// The option value's bytes.
+    fn as_ptr_len(&self) -> (*const libc::c_void, usize) {
+        fn raw<T>(v: &T) -> (*const libc::c_void, usize) {
+            ((v as *const T).cast(), std::mem::size_of::<T>())
+        }
+        match self {
+            CryptoInfo::AesGcm128(i) => raw(i),
+            CryptoInfo::AesGcm256(i) => raw(i),
+            CryptoInfo::Chacha20(i) => raw(i),
+        }
+    }
+}
+
+impl Drop for CryptoInfo {
+    fn drop(&mut self) {
+        fn wipe(key: &mut [u8]) {
+            for b in key {
+                // SAFETY: a valid, aligned u8 of this struct; volatile so
+                // the wipe of a value about to die is not optimised away.
+                unsafe { std::ptr::write_volatile(b, 0) };
+            }
+        }
+        match self {
+            CryptoInfo::AesGcm128(i) => wipe(&mut i.key),
+            CryptoInfo::AesGcm256(i) => wipe(&mut i.key),
+            CryptoInfo::Chacha20(i) => wipe(&mut i.key),
+        }
+    }
+}
+
+/// The TLS 1.3 ciphers rustls may negotiate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cipher {
+    AesGcm128,
+    AesGcm256,
+    Chacha20,
+}
+
+impl Cipher {
+    const ALL: [Cipher; 3] = [Cipher::AesGcm128, Cipher::AesGcm256, Cipher::Chacha20];
+
+    fn of_suite(suite: CipherSuite) -> Option<Cipher> {
+        match suite {
+            CipherSuite::TLS13_AES_128_GCM_SHA256 => Some(Cipher::AesGcm128),
+            CipherSuite::TLS13_AES_256_GCM_SHA384 => Some(Cipher::AesGcm256),
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => Some(Cipher::Chacha20),
+            _ => None,
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// The ciphers this kernel takes for TLS 1.3 sends (a bit per [`Cipher`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Support(u8);
+
+impl Support {
+    pub(crate) fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    fn has(self, cipher: Cipher) -> bool {
+        self.0 & cipher.bit() != 0
+    }
+}
+
+/// What this kernel supports, probed on first use and logged once.
+pub(crate) fn support() -> Support {
+    static SUPPORT: OnceLock<Support> = OnceLock::new();
+    *SUPPORT.get_or_init(|| {
+        let support = probe();
+        let names: Vec<String> = Cipher::ALL
+            .iter()
+            .filter(|c| support.has(**c))
+            .map(|c| format!("{c:?}"))
+            .collect();
+        if support.any() {
+            tracing::info!(ciphers = %names.join(","), "kernel TLS available: FTPS downloads are sent with sendfile");
+        } else {
+            tracing::info!("kernel TLS not available (no tls module?): FTPS downloads are encrypted by rustls");
+        }
+        support
+    })
+}
+
+fn probe() -> Support {
+    let mut found = 0;
+    for cipher in Cipher::ALL {
+        match probe_cipher(cipher) {
+            Ok(true) => found |= cipher.bit(),
+            Ok(false) => {}
+            // No ULP at all (or no loopback): no other cipher can work.
+            Err(e) => {
+                tracing::debug!(error = %e, "kernel TLS probe");
+                break;
+            }
+        }
+    }
+    Support(found)
+}
+
+/// Ok(false) when the kernel refuses this cipher; Err when it has no TLS
+/// at all or the probe could not run.
+fn probe_cipher(cipher: Cipher) -> io::Result<bool> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let client = StdTcpStream::connect(listener.local_addr()?)?;
+    let _server = listener.accept()?;
+    attach_ulp(client.as_fd())?;
+    Ok(set_send_keys(client.as_fd(), &CryptoInfo::probe(cipher)).is_ok())
+}
+
+fn attach_ulp(socket: BorrowedFd<'_>) -> io::Result<()> {
+    const NAME: &[u8] = b"tls";
+    // SAFETY: a live socket; the option value is NAME's bytes.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_TCP,
+            TCP_ULP,
+            NAME.as_ptr().cast(),
+            NAME.len() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn set_send_keys(socket: BorrowedFd<'_>, info: &CryptoInfo) -> io::Result<()> {
+    let (ptr, len) = info.as_ptr_len();
+    // SAFETY: a live socket; `ptr` points at `len` bytes of a repr(C)
+    // struct laid out as linux/tls.h's.
+    let rc = unsafe { libc::setsockopt(socket.as_raw_fd(), SOL_TLS, TLS_TX, ptr, len as libc::socklen_t) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A data connection whose sends the kernel encrypts. Writes (and
+/// sendfile) put plaintext into the socket; shutting it down sends the
+/// close_notify first. It is never read: see the module comment.
+pub(crate) struct KernelTls {
+    tcp: TcpStream,
+    close_notify_sent: bool,
+}
+
+impl KernelTls {
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+}
+
+/// What [`offload_send`] did with a connection.
+pub(crate) enum Offload {
+    /// Handed over: the kernel encrypts from here on.
+    Kernel(KernelTls),
+    /// Not possible for this connection (TLS 1.2, a cipher the kernel does
+    /// not know, no kTLS): rustls goes on as before.
+    Kept(Box<TlsStream<TcpStream>>),
+}
+
+/// Moves the send direction of `tls` into the kernel when the kernel can
+/// take its protocol and cipher. An error means the connection is lost
+/// (the keys had left rustls, or its pending records could not be sent).
+pub(crate) async fn offload_send(mut tls: Box<TlsStream<TcpStream>>) -> io::Result<Offload> {
+    let conn = tls.get_ref().1;
+    let cipher = conn.negotiated_cipher_suite().and_then(|s| Cipher::of_suite(s.suite()));
+    let usable = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) && cipher.is_some_and(|c| support().has(c));
+    if !usable {
+        return Ok(Offload::Kept(tls));
+    }
+    // What rustls has queued (the handshake's end, TLS 1.3 tickets) goes
+    // out under its own keys first; the kernel continues the numbering.
+    tls.flush().await?;
+    if attach_ulp(tls.get_ref().0.as_fd()).is_err() {
+        // The socket is unchanged: rustls keeps it.
+        return Ok(Offload::Kept(tls));
+    }
+    let (tcp, conn) = (*tls).into_inner();
+    let secrets = conn
+        .dangerous_extract_secrets()
+        .map_err(|e| io::Error::other(format!("TLS keys for the kernel: {e}")))?;
+    let (seq, traffic) = &secrets.tx;
+    let info = CryptoInfo::tls13(traffic, *seq)
+        .ok_or_else(|| io::Error::other("TLS keys for the kernel: unexpected key length"))?;
+    set_send_keys(tcp.as_fd(), &info)?;
+    Ok(Offload::Kernel(KernelTls {
+        tcp,
+        close_notify_sent: false,
+    }))
+}
+
+/// Writes a close_notify alert record (one non-blocking sendmsg).
+fn send_close_notify(fd: RawFd) -> io::Result<()> {
+    // u64s keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 4];
+    let payload = CLOSE_NOTIFY;
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // SAFETY: msghdr is plain data; every pointer set below outlives the
+    // sendmsg call, and CMSG_SPACE(1) fits the 32-byte control buffer.
+    let sent = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(1) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = SOL_TLS;
+        (*cmsg).cmsg_type = TLS_SET_RECORD_TYPE;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(1) as _;
+        *libc::CMSG_DATA(cmsg) = RECORD_TYPE_ALERT;
+        libc::sendmsg(fd, &msg, 0)
+    };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl AsyncWrite for KernelTls {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        while !this.close_notify_sent {
+            ready!(this.tcp.poll_write_ready(cx))?;
+            let fd = this.tcp.as_raw_fd();
+            match this.tcp.try_io(Interest::WRITABLE, || send_close_notify(fd)) {
+                Ok(()) => this.close_notify_sent = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The option values must be laid out exactly as linux/tls.h's structs.
+    #[test]
+    fn crypto_info_sizes_match_the_kernel_abi() {
+        assert_eq!(std::mem::size_of::<AesGcmInfo<16>>(), 40);
+        assert_eq!(std::mem::size_of::<AesGcmInfo<32>>(), 56);
+        assert_eq!(std::mem::size_of::<Chacha20Info>(), 56);
+    }
+
+    #[test]
+    fn tls13_secrets_split_into_salt_and_iv() {
+        let iv: Vec<u8> = (1..=12).collect();
+        let secrets = ConnectionTrafficSecrets::Aes256Gcm {
+            key: rustls::crypto::cipher::AeadKey::from([7u8; 32]),
+            iv: rustls::crypto::cipher::Iv::copy(&iv),
+        };
+        let converted = CryptoInfo::tls13(&secrets, 0x0102);
+        let Some(CryptoInfo::AesGcm256(info)) = &converted else {
+            panic!("AES-256-GCM expected");
+        };
+        assert_eq!(info.salt, [1, 2, 3, 4]);
+        assert_eq!(info.iv, [5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(info.key, [7u8; 32]);
+        assert_eq!(info.rec_seq, [0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!((info.version, info.cipher_type), (0x0304, 52));
+
+        let chacha = ConnectionTrafficSecrets::Chacha20Poly1305 {
+            key: rustls::crypto::cipher::AeadKey::from([9u8; 32]),
+            iv: rustls::crypto::cipher::Iv::copy(&iv),
+        };
+        let converted = CryptoInfo::tls13(&chacha, u64::MAX);
+        let Some(CryptoInfo::Chacha20(info)) = &converted else {
+            panic!("ChaCha20-Poly1305 expected");
+        };
+        assert_eq!(info.iv.to_vec(), iv);
+        assert_eq!(info.rec_seq, [0xff; 8]);
+    }
+
+    /// A key of the wrong length for its cipher is refused, not truncated.
+    #[test]
+    fn a_key_of_the_wrong_length_is_refused() {
+        let secrets = ConnectionTrafficSecrets::Aes128Gcm {
+            key: rustls::crypto::cipher::AeadKey::from([7u8; 32]),
+            iv: rustls::crypto::cipher::Iv::copy(&[0u8; 12]),
+        };
+        assert!(CryptoInfo::tls13(&secrets, 0).is_none());
+    }
+
+    /// On this machine either answer is right; what matters is that the
+    /// probe ends and agrees with a direct look at the ULP.
+    #[test]
+    fn probe_agrees_with_the_kernel() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let client = StdTcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _server = listener.accept().unwrap();
+        let has_ulp = attach_ulp(client.as_fd()).is_ok();
+        assert_eq!(support().any(), has_ulp);
+    }
+}
