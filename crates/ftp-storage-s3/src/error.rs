@@ -6,7 +6,7 @@
 //! | 404 / no such key | `NotFound` | 550 |
 //! | 412, 409, 304 on a conditional write (already exists) | `AlreadyExists` | 550 |
 //! | 416 (range beyond the end) | `InvalidOffset` | 550 |
-//! | 429, 5xx, `SlowDown`, `InternalError`, connect or request time-out, connection reset, our own deadline | `TemporarilyUnavailable` | 450 |
+//! | 429, 5xx, `SlowDown`, `InternalError`, connect or request time-out, connection reset, a request that got no response, our own deadline | `TemporarilyUnavailable` | 450 |
 //! | operation not supported by the store | `Unsupported` | 502 |
 //! | anything else (403 and 401 included: the site's credentials, not the user, are at fault) | `Local` | 451 |
 //!
@@ -52,13 +52,17 @@ fn classify(e: &object_store::Error) -> ErrorKind {
 fn classify_chain(mut e: &(dyn StdError + 'static)) -> ErrorKind {
     loop {
         if let Some(h) = e.downcast_ref::<HttpError>() {
-            return match h.kind() {
+            match h.kind() {
                 HttpErrorKind::Connect
                 | HttpErrorKind::Request
                 | HttpErrorKind::Timeout
-                | HttpErrorKind::Interrupted => ErrorKind::TemporarilyUnavailable,
-                _ => ErrorKind::Local,
-            };
+                | HttpErrorKind::Interrupted => return ErrorKind::TemporarilyUnavailable,
+                HttpErrorKind::Decode => return ErrorKind::Local,
+                // object_store could not name it (a list request cut off
+                // while the store shut down came as "error sending
+                // request"): what lies beneath, or the message, decides.
+                _ => {}
+            }
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             if matches!(
@@ -95,10 +99,17 @@ fn classify_message(text: &str) -> Option<ErrorKind> {
         });
     }
     // An error in a 200 response body (S3 does this for CopyObject and
-    // CompleteMultipartUpload).
-    if ["SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"]
-        .iter()
-        .any(|code| text.contains(code))
+    // CompleteMultipartUpload); reqwest's words for a request that never
+    // got its response.
+    if [
+        "SlowDown",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "error sending request",
+    ]
+    .iter()
+    .any(|code| text.contains(code))
     {
         return Some(ErrorKind::TemporarilyUnavailable);
     }
@@ -181,6 +192,42 @@ mod tests {
                 path: "p".into(),
                 source: boxed()
             }),
+            ErrorKind::Local
+        );
+    }
+
+    /// A request object_store could not classify (`Unknown`) is judged by
+    /// what lies beneath it; a response it could not decode stays local.
+    #[test]
+    fn http_errors_of_unknown_kind() {
+        let http = |kind, source: std::io::Error| object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(HttpError::new(kind, source)),
+        };
+        let k = |e| from_store("t", e).kind;
+        assert_eq!(
+            k(http(
+                HttpErrorKind::Unknown,
+                std::io::Error::other("error sending request")
+            )),
+            ErrorKind::TemporarilyUnavailable
+        );
+        assert_eq!(
+            k(http(
+                HttpErrorKind::Unknown,
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused)
+            )),
+            ErrorKind::TemporarilyUnavailable
+        );
+        assert_eq!(
+            k(http(HttpErrorKind::Unknown, std::io::Error::other("something odd"))),
+            ErrorKind::Local
+        );
+        assert_eq!(
+            k(http(
+                HttpErrorKind::Decode,
+                std::io::Error::other("error sending request")
+            )),
             ErrorKind::Local
         );
     }
