@@ -30,8 +30,10 @@ vm_setup() {
   [ -r /proc/net/tls_stat ] || fail "no /proc/net/tls_stat after modprobe tls"
 }
 
-# TlsTxSw: how many sockets' sends the kernel has encrypted so far.
+# TlsTxSw / TlsRxSw: how many sockets' sends the kernel has encrypted, and
+# whose receives it has decrypted, so far.
 tx_sw() { awk '/^TlsTxSw / {print $2}' /proc/net/tls_stat; }
+rx_sw() { awk '/^TlsRxSw / {print $2}' /proc/net/tls_stat; }
 
 # start_server LOG [ARGS...]: a server with a self-signed certificate on a
 # free loopback port, serving /data to bench:bench; sets $port and

@@ -389,7 +389,8 @@ pub struct TlsSection {
     /// Ask clients for a certificate; users whose entry lists its
     /// fingerprint log in with it, without a password.
     pub client_certificates: bool,
-    /// Hand FTPS downloads to kernel TLS where the kernel has it.
+    /// Hand FTPS downloads and binary uploads to kernel TLS where the
+    /// kernel has it.
     pub kernel_offload: bool,
 }
 

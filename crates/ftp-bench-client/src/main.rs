@@ -18,6 +18,8 @@
 //! A RETR ended without a close_notify counts what arrived (some peers close
 //! that way); with `FTPBENCH_REQUIRE_CLOSE_NOTIFY=1` it is a failure
 //! (scripts/ktls-vm-test, where the kernel sends ferroftp's close_notify).
+//! `FTPBENCH_STOR_WITHOUT_CLOSE_NOTIFY=1` ends a STOR without its
+//! close_notify, which the server must refuse as a cut upload.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -63,9 +65,15 @@ fn run(args: &[String]) -> Fallible<String> {
         other => return Err(format!("unknown verb {other:?}")),
     };
     ctl.expect(&format!("{command} {path}"), &[125, 150])?;
-    let conn = ClientConnection::new(Arc::clone(&config), server_name()).map_err(|e| e.to_string())?;
+    let mut conn = ClientConnection::new(Arc::clone(&config), server_name()).map_err(|e| e.to_string())?;
+    let mut raw = raw;
+    let buf = vec![0u8; CHUNK];
+    let mut left = bytes;
+    if command == "STOR" {
+        left -= handshake_with_first_data(&mut conn, &mut raw, &buf[..left.min(CHUNK as u64) as usize])? as u64;
+    }
     let mut data = StreamOwned::new(conn, raw);
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = buf;
     if command == "RETR" {
         let require_close_notify = std::env::var_os("FTPBENCH_REQUIRE_CLOSE_NOTIFY").is_some_and(|v| v == "1");
         let mut got = 0u64;
@@ -83,13 +91,17 @@ fn run(args: &[String]) -> Fallible<String> {
             return Err(format!("RETR delivered {got} bytes, expected {bytes}"));
         }
     } else {
-        let mut left = bytes;
         while left > 0 {
             let n = left.min(CHUNK as u64) as usize;
             data.write_all(&buf[..n]).map_err(|e| format!("data write: {e}"))?;
             left -= n as u64;
         }
-        data.conn.send_close_notify();
+        // FTPBENCH_STOR_WITHOUT_CLOSE_NOTIFY=1: end the upload with a bare
+        // TCP close, as a cut connection would (scripts/ktls-vm-test: the
+        // server must not take it for a whole file).
+        if std::env::var_os("FTPBENCH_STOR_WITHOUT_CLOSE_NOTIFY").is_none_or(|v| v != "1") {
+            data.conn.send_close_notify();
+        }
         data.flush().map_err(|e| format!("data flush: {e}"))?;
         let _ = data.sock.shutdown(Shutdown::Write);
         // Read what the server sent (TLS 1.3 session tickets) until it
@@ -107,6 +119,34 @@ fn run(args: &[String]) -> Fallible<String> {
         "MIBPS {:.1} {protocol} {suite}",
         bytes as f64 / (1 << 20) as f64 / secs
     ))
+}
+
+/// An upload's handshake whose Finished goes out in one write with the
+/// first data records, as a client that writes at once may send them: the
+/// server must read its handshake without taking any of that data along
+/// (ferroftp's uploads under kernel TLS, scripts/ktls-vm-test). Returns
+/// how much of `first` was sent.
+fn handshake_with_first_data(conn: &mut ClientConnection, sock: &mut TcpStream, first: &[u8]) -> Fallible<usize> {
+    let io = |e: std::io::Error| format!("data handshake: {e}");
+    // rustls stops "handshaking" once the server's Finished is in; its own
+    // Finished is then queued, not yet written.
+    while conn.is_handshaking() {
+        if conn.wants_write() {
+            conn.write_tls(sock).map_err(io)?;
+        } else {
+            if conn.read_tls(sock).map_err(io)? == 0 {
+                return Err("data handshake: connection closed".into());
+            }
+            conn.process_new_packets().map_err(|e| format!("data handshake: {e}"))?;
+        }
+    }
+    let sent = conn.writer().write(first).map_err(io)?;
+    let mut records = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut records).map_err(io)?;
+    }
+    sock.write_all(&records).map_err(io)?;
+    Ok(sent)
 }
 
 fn negotiated(conn: &ClientConnection) -> (String, String) {

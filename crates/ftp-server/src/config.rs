@@ -191,8 +191,9 @@ pub struct TlsConfig {
     pub policy: TlsPolicy,
     /// Listeners where TLS starts at connect (implicit FTPS, port 990).
     pub implicit_listen: Vec<SocketAddr>,
-    /// Hand binary downloads of local files to kernel TLS where the kernel
-    /// has it, so they are sent with sendfile (see `ktls`).
+    /// Hand binary downloads of local files (sent with sendfile) and binary
+    /// MODE S uploads (decrypted by the kernel) to kernel TLS where the
+    /// kernel has it (see `ktls`).
     pub kernel_offload: bool,
 }
 

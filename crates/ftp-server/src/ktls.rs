@@ -1,4 +1,4 @@
-//! Kernel TLS (kTLS) for FTPS downloads.
+//! Kernel TLS (kTLS) for FTPS data connections.
 //!
 //! rustls runs every protected data connection's handshake. For a download
 //! the kernel can send by itself (a local file in binary MODE S, the same
@@ -11,10 +11,20 @@
 //! server's core was the limit at 0.5-0.65 CPU-s per GiB, 22% of it the
 //! read and 12% the copy into the socket (bench/README.md, FTPS RETR).
 //!
-//! Only the send direction moves: the client of a download sends nothing
-//! on the data connection but, at the end, its close_notify, which the
-//! server never needs to read. The server's own close_notify is an alert
-//! record written with `TLS_SET_RECORD_TYPE`.
+//! A download moves only its send direction: its client sends nothing on
+//! the data connection but, at the end, its close_notify, which the server
+//! never needs to read. The server's own close_notify is an alert record
+//! written with `TLS_SET_RECORD_TYPE`.
+//!
+//! A binary MODE S upload moves both (`TLS_RX` as well): the kernel
+//! decrypts each record into the server's read buffer, in place of
+//! rustls's copy out of the socket, decryption and copy out of its own
+//! buffer. The keys can move only at a record boundary with nothing of the
+//! client's data read yet, which `tls_socket` ensures by reading such a
+//! handshake record by record. Reads go through recvmsg: a record that is
+//! not application data comes with its type in a control message, and only
+//! a close_notify alert ends the upload cleanly (a connection closed
+//! without one is cut short, as rustls also reports it).
 //!
 //! TLS 1.2 stays in rustls: its AES-GCM explicit nonces are rustls's IV
 //! XOR the record number, while the kernel counts them up from a start
@@ -23,11 +33,11 @@
 //! on exactly where rustls stopped.
 //!
 //! Whether the kernel can do it is probed once per process, on a loopback
-//! connection of its own for each cipher (the module may be missing, as on
-//! kernels built without `CONFIG_TLS`, or know only some ciphers): once
-//! rustls has handed its keys over it cannot take the connection back, so
-//! nothing is tried on a client's connection that the probe did not show
-//! to work.
+//! connection of its own for each cipher and direction (the module may be
+//! missing, as on kernels built without `CONFIG_TLS`, or know only some
+//! ciphers): once rustls has handed its keys over it cannot take the
+//! connection back, so nothing is tried on a client's connection that the
+//! probe did not show to work.
 
 use std::io;
 use std::net::{Ipv4Addr, TcpListener, TcpStream as StdTcpStream};
@@ -38,21 +48,25 @@ use std::task::{ready, Context, Poll};
 
 use libc::c_int;
 use rustls::{CipherSuite, ConnectionTrafficSecrets, ProtocolVersion};
-use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+
+use crate::tls::TlsConn;
 
 // From linux/tcp.h and linux/tls.h (stable kernel ABI).
 const TCP_ULP: c_int = 31;
 const SOL_TLS: c_int = 282;
 const TLS_TX: c_int = 1;
+const TLS_RX: c_int = 2;
 const TLS_SET_RECORD_TYPE: c_int = 1;
+const TLS_GET_RECORD_TYPE: c_int = 2;
 const TLS_1_3_VERSION: u16 = 0x0304;
 const TLS_CIPHER_AES_GCM_128: u16 = 51;
 const TLS_CIPHER_AES_GCM_256: u16 = 52;
 const TLS_CIPHER_CHACHA20_POLY1305: u16 = 54;
-/// The TLS record content type of an alert.
+/// TLS record content types.
 const RECORD_TYPE_ALERT: u8 = 21;
+const RECORD_TYPE_APPLICATION_DATA: u8 = 23;
 /// A close_notify alert: level warning (1), description close_notify (0).
 const CLOSE_NOTIFY: [u8; 2] = [1, 0];
 
@@ -79,8 +93,8 @@ struct Chacha20Info {
     rec_seq: [u8; 8],
 }
 
-/// The `TLS_TX` option value for one cipher. Wiped when dropped: it holds
-/// the connection's send key.
+/// The `TLS_TX` or `TLS_RX` option value for one cipher. Wiped when
+/// dropped: it holds one of the connection's keys.
 enum CryptoInfo {
     AesGcm128(AesGcmInfo<16>),
     AesGcm256(AesGcmInfo<32>),
@@ -190,17 +204,39 @@ impl Cipher {
     }
 }
 
-/// The ciphers this kernel takes for TLS 1.3 sends (a bit per [`Cipher`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Support(u8);
+/// The ciphers this kernel takes for TLS 1.3, a bit per [`Cipher`] and
+/// direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Support {
+    send: u8,
+    receive: u8,
+}
 
 impl Support {
     pub(crate) fn any(self) -> bool {
-        self.0 != 0
+        self.send != 0
     }
 
-    fn has(self, cipher: Cipher) -> bool {
-        self.0 & cipher.bit() != 0
+    /// Whether uploads can go to the kernel with some cipher.
+    pub(crate) fn receives_any(self) -> bool {
+        self.receive != 0
+    }
+
+    fn sends(self, cipher: Cipher) -> bool {
+        self.send & cipher.bit() != 0
+    }
+
+    fn receives(self, cipher: Cipher) -> bool {
+        self.receive & cipher.bit() != 0
+    }
+
+    fn names(mask: u8) -> String {
+        let names: Vec<String> = Cipher::ALL
+            .iter()
+            .filter(|c| mask & c.bit() != 0)
+            .map(|c| format!("{c:?}"))
+            .collect();
+        names.join(",")
     }
 }
 
@@ -209,26 +245,31 @@ pub(crate) fn support() -> Support {
     static SUPPORT: OnceLock<Support> = OnceLock::new();
     *SUPPORT.get_or_init(|| {
         let support = probe();
-        let names: Vec<String> = Cipher::ALL
-            .iter()
-            .filter(|c| support.has(**c))
-            .map(|c| format!("{c:?}"))
-            .collect();
         if support.any() {
-            tracing::info!(ciphers = %names.join(","), "kernel TLS available: FTPS downloads are sent with sendfile");
+            tracing::info!(
+                send_ciphers = %Support::names(support.send),
+                receive_ciphers = %Support::names(support.receive),
+                "kernel TLS available: FTPS downloads are sent with sendfile, uploads decrypted by the kernel"
+            );
         } else {
-            tracing::info!("kernel TLS not available (no tls module?): FTPS downloads are encrypted by rustls");
+            tracing::info!("kernel TLS not available (no tls module?): FTPS data is encrypted by rustls");
         }
         support
     })
 }
 
 fn probe() -> Support {
-    let mut found = 0;
+    let mut found = Support::default();
     for cipher in Cipher::ALL {
         match probe_cipher(cipher) {
-            Ok(true) => found |= cipher.bit(),
-            Ok(false) => {}
+            Ok((send, receive)) => {
+                if send {
+                    found.send |= cipher.bit();
+                }
+                if receive {
+                    found.receive |= cipher.bit();
+                }
+            }
             // No ULP at all (or no loopback): no other cipher can work.
             Err(e) => {
                 tracing::debug!(error = %e, "kernel TLS probe");
@@ -236,17 +277,19 @@ fn probe() -> Support {
             }
         }
     }
-    Support(found)
+    found
 }
 
-/// Ok(false) when the kernel refuses this cipher; Err when it has no TLS
-/// at all or the probe could not run.
-fn probe_cipher(cipher: Cipher) -> io::Result<bool> {
+/// Whether the kernel takes this cipher for sends and for receives; Err
+/// when it has no TLS at all or the probe could not run.
+fn probe_cipher(cipher: Cipher) -> io::Result<(bool, bool)> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let client = StdTcpStream::connect(listener.local_addr()?)?;
     let _server = listener.accept()?;
     attach_ulp(client.as_fd())?;
-    Ok(set_send_keys(client.as_fd(), &CryptoInfo::probe(cipher)).is_ok())
+    let send = set_keys(client.as_fd(), TLS_TX, &CryptoInfo::probe(cipher)).is_ok();
+    let receive = set_keys(client.as_fd(), TLS_RX, &CryptoInfo::probe(cipher)).is_ok();
+    Ok((send, receive))
 }
 
 fn attach_ulp(socket: BorrowedFd<'_>) -> io::Result<()> {
@@ -268,11 +311,12 @@ fn attach_ulp(socket: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
-fn set_send_keys(socket: BorrowedFd<'_>, info: &CryptoInfo) -> io::Result<()> {
+/// `TLS_TX` or `TLS_RX`, with the keys for that direction.
+fn set_keys(socket: BorrowedFd<'_>, direction: c_int, info: &CryptoInfo) -> io::Result<()> {
     let (ptr, len) = info.as_ptr_len();
     // SAFETY: a live socket; `ptr` points at `len` bytes of a repr(C)
     // struct laid out as linux/tls.h's.
-    let rc = unsafe { libc::setsockopt(socket.as_raw_fd(), SOL_TLS, TLS_TX, ptr, len as libc::socklen_t) };
+    let rc = unsafe { libc::setsockopt(socket.as_raw_fd(), SOL_TLS, direction, ptr, len as libc::socklen_t) };
     if rc == 0 {
         Ok(())
     } else {
@@ -280,12 +324,16 @@ fn set_send_keys(socket: BorrowedFd<'_>, info: &CryptoInfo) -> io::Result<()> {
     }
 }
 
-/// A data connection whose sends the kernel encrypts. Writes (and
-/// sendfile) put plaintext into the socket; shutting it down sends the
-/// close_notify first. It is never read: see the module comment.
+/// A data connection under kernel TLS. Writes (and sendfile) put
+/// plaintext into the socket; shutting it down sends the close_notify
+/// first. An upload's connection is also read: the kernel decrypts.
 pub(crate) struct KernelTls {
     tcp: TcpStream,
     close_notify_sent: bool,
+    /// Whether the kernel decrypts what arrives (an upload's connection).
+    receives: bool,
+    /// The client's close_notify has arrived: reads return the end.
+    close_notify_received: bool,
 }
 
 impl KernelTls {
@@ -294,44 +342,141 @@ impl KernelTls {
     }
 }
 
-/// What [`offload_send`] did with a connection.
-pub(crate) enum Offload {
-    /// Handed over: the kernel encrypts from here on.
-    Kernel(KernelTls),
-    /// Not possible for this connection (TLS 1.2, a cipher the kernel does
-    /// not know, no kTLS): rustls goes on as before.
-    Kept(Box<TlsStream<TcpStream>>),
+/// Which directions [`offload`] moves into the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Directions {
+    /// A download's: the client's only record is its close_notify.
+    Send,
+    /// An upload's.
+    SendAndReceive,
 }
 
-/// Moves the send direction of `tls` into the kernel when the kernel can
-/// take its protocol and cipher. An error means the connection is lost
-/// (the keys had left rustls, or its pending records could not be sent).
-pub(crate) async fn offload_send(mut tls: Box<TlsStream<TcpStream>>) -> io::Result<Offload> {
+/// What [`offload`] did with a connection.
+pub(crate) enum Offload {
+    /// Handed over: the kernel encrypts (and decrypts) from here on.
+    Kernel(KernelTls),
+    /// Not possible for this connection (TLS 1.2, a cipher the kernel does
+    /// not know, no kTLS, data already read by rustls): rustls goes on as
+    /// before.
+    Kept(Box<TlsConn>),
+}
+
+/// Moves `tls` into the kernel, in the given directions, when the kernel
+/// can take its protocol and cipher. For [`Directions::SendAndReceive`]
+/// the handshake must have been read record by record
+/// (`tls::accept_record_by_record`), so that rustls holds nothing of what
+/// the client sent after it. An error means the connection is lost (the
+/// keys had left rustls, or its pending records could not be sent).
+pub(crate) async fn offload(mut tls: Box<TlsConn>, directions: Directions) -> io::Result<Offload> {
     let conn = tls.get_ref().1;
     let cipher = conn.negotiated_cipher_suite().and_then(|s| Cipher::of_suite(s.suite()));
-    let usable = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) && cipher.is_some_and(|c| support().has(c));
+    let supported = |c: Cipher| match directions {
+        Directions::Send => support().sends(c),
+        Directions::SendAndReceive => support().sends(c) && support().receives(c),
+    };
+    let usable = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) && cipher.is_some_and(supported);
     if !usable {
         return Ok(Offload::Kept(tls));
+    }
+    if directions == Directions::SendAndReceive {
+        // Decrypted data in rustls would be lost with it. The record-by-
+        // record handshake leaves none; this is the check that it did.
+        let buffered = tls.get_mut().1.process_new_packets().map_err(io::Error::other)?;
+        if buffered.plaintext_bytes_to_read() > 0 {
+            tracing::warn!("data read with the TLS handshake: this upload stays in rustls");
+            return Ok(Offload::Kept(tls));
+        }
     }
     // What rustls has queued (the handshake's end, TLS 1.3 tickets) goes
     // out under its own keys first; the kernel continues the numbering.
     tls.flush().await?;
-    if attach_ulp(tls.get_ref().0.as_fd()).is_err() {
+    if attach_ulp(tls.get_ref().0.tcp().as_fd()).is_err() {
         // The socket is unchanged: rustls keeps it.
         return Ok(Offload::Kept(tls));
     }
-    let (tcp, conn) = (*tls).into_inner();
+    let (socket, conn) = (*tls).into_inner();
+    let tcp = socket.into_tcp();
     let secrets = conn
         .dangerous_extract_secrets()
         .map_err(|e| io::Error::other(format!("TLS keys for the kernel: {e}")))?;
-    let (seq, traffic) = &secrets.tx;
-    let info = CryptoInfo::tls13(traffic, *seq)
-        .ok_or_else(|| io::Error::other("TLS keys for the kernel: unexpected key length"))?;
-    set_send_keys(tcp.as_fd(), &info)?;
+    let keys = |(seq, traffic): &(u64, ConnectionTrafficSecrets)| {
+        CryptoInfo::tls13(traffic, *seq)
+            .ok_or_else(|| io::Error::other("TLS keys for the kernel: unexpected key length"))
+    };
+    set_keys(tcp.as_fd(), TLS_TX, &keys(&secrets.tx)?)?;
+    let receives = directions == Directions::SendAndReceive;
+    if receives {
+        set_keys(tcp.as_fd(), TLS_RX, &keys(&secrets.rx)?)?;
+    }
     Ok(Offload::Kernel(KernelTls {
         tcp,
         close_notify_sent: false,
+        receives,
+        close_notify_received: false,
     }))
+}
+
+/// One recvmsg on a socket under `TLS_RX`.
+#[derive(Debug, PartialEq, Eq)]
+enum Received {
+    /// Application data, this many bytes.
+    Data(usize),
+    /// The client's close_notify.
+    CloseNotify,
+    /// The connection closed without a close_notify.
+    Eof,
+}
+
+/// Reads decrypted data into `buf` (one non-blocking recvmsg). A record of
+/// another type comes alone, with its type in a control message: a
+/// close_notify ends the data; any other alert, or a post-handshake
+/// message (a key update, which this kernel path does not follow), is an
+/// error.
+fn receive_record(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+    // u64s keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; the iovec and the control buffer
+    // outlive the call, and the kernel writes at most msg_controllen
+    // bytes of control data and iov_len bytes of data.
+    let (n, record_type, flags) = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT);
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut record_type = RECORD_TYPE_APPLICATION_DATA;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if !cmsg.is_null() && (*cmsg).cmsg_level == SOL_TLS && (*cmsg).cmsg_type == TLS_GET_RECORD_TYPE {
+            record_type = *libc::CMSG_DATA(cmsg);
+        }
+        (n as usize, record_type, msg.msg_flags)
+    };
+    if flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other("kernel TLS: control message truncated"));
+    }
+    match record_type {
+        RECORD_TYPE_APPLICATION_DATA if n == 0 => Ok(Received::Eof),
+        RECORD_TYPE_APPLICATION_DATA => Ok(Received::Data(n)),
+        // The level byte is not looked at: RFC 8446 §6 has receivers go by
+        // the description alone.
+        RECORD_TYPE_ALERT if n == 2 && buf[1] == CLOSE_NOTIFY[1] => Ok(Received::CloseNotify),
+        RECORD_TYPE_ALERT => Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            format!("TLS alert from the client: {:?}", &buf[..n.min(2)]),
+        )),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a TLS record of type {other} under kernel TLS (a key update?)"),
+        )),
+    }
 }
 
 /// Writes a close_notify alert record (one non-blocking sendmsg).
@@ -362,6 +507,45 @@ fn send_close_notify(fd: RawFd) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+impl AsyncRead for KernelTls {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.receives {
+            // What arrives is still TLS records: never handed out as data.
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a kernel-TLS download connection is not read",
+            )));
+        }
+        if this.close_notify_received || buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            ready!(this.tcp.poll_read_ready(cx))?;
+            let fd = this.tcp.as_raw_fd();
+            let room = buf.initialize_unfilled();
+            match this.tcp.try_io(Interest::READABLE, || receive_record(fd, room)) {
+                Ok(Received::Data(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Received::CloseNotify) => {
+                    this.close_notify_received = true;
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Received::Eof) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "peer closed connection without sending TLS close_notify",
+                    )))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
     }
 }
 

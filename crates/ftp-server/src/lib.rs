@@ -44,6 +44,7 @@ mod replies;
 mod send_thread;
 mod session;
 pub mod tls;
+mod tls_socket;
 mod transfer;
 
 pub use config::{BanConfig, FailedLoginReply, IpNet, ProxyProtocolConfig, ServerConfig, TlsConfig, VirtualHost};

@@ -51,7 +51,7 @@ impl Server {
         }
         if config.tls.as_ref().is_some_and(|t| t.kernel_offload) {
             // Probed (and logged) at start rather than at the first FTPS
-            // download, so the log says at once which path downloads take.
+            // transfer, so the log says at once which path transfers take.
             crate::ktls::support();
         }
         let (shutdown, shutting_down) = watch::channel(false);

@@ -31,6 +31,10 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::ktls::KernelTls;
+use crate::tls_socket::TlsSocket;
+
+/// A rustls stream over TCP.
+pub(crate) type TlsConn = TlsStream<TlsSocket>;
 
 /// Where the certificate comes from.
 #[derive(Debug, Clone)]
@@ -221,9 +225,8 @@ fn build(source: &CertSource, client_certificates: bool) -> Result<(ServerConfig
     // Every data connection of a TLS 1.3 session resumes with a ticket of
     // its own; send a few so parallel transfers (lftp pget) each have one.
     config.send_tls13_tickets = 4;
-    // A download's data connection may hand its send keys to the kernel
-    // (`ktls`, where `tls.kernel_offload` allows it); nothing else
-    // extracts them.
+    // A data connection may hand its keys to the kernel (`ktls`, where
+    // `tls.kernel_offload` allows it); nothing else extracts them.
     config.enable_secret_extraction = true;
     Ok((config, fingerprint))
 }
@@ -337,22 +340,30 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 /// Runs the server side of a TLS handshake on `tcp`.
-pub(crate) async fn accept(config: Arc<ServerConfig>, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
-    TlsAcceptor::from(config).accept(tcp).await
+pub(crate) async fn accept(config: Arc<ServerConfig>, tcp: TcpStream) -> io::Result<TlsConn> {
+    TlsAcceptor::from(config).accept(TlsSocket::new(tcp)).await
+}
+
+/// [`accept`] for a connection whose receive direction may go to kernel
+/// TLS: the handshake is read a record at a time, so nothing after it has
+/// left the socket when it returns (see `tls_socket`). The socket stays in
+/// that mode until [`TlsSocket::whole_reads`].
+pub(crate) async fn accept_record_by_record(config: Arc<ServerConfig>, tcp: TcpStream) -> io::Result<TlsConn> {
+    TlsAcceptor::from(config).accept(TlsSocket::record_by_record(tcp)).await
 }
 
 /// True when the handshake resumed an earlier session (of this control
 /// session, since the config's caches are private to it).
-pub(crate) fn resumed(stream: &TlsStream<TcpStream>) -> bool {
+pub(crate) fn resumed(stream: &TlsConn) -> bool {
     stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed)
 }
 
 /// A connection that is plain TCP or TLS over TCP.
 pub(crate) enum MaybeTls {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// A download's data connection whose sends the kernel encrypts
-    /// (`ktls`); write-only.
+    Tls(Box<TlsConn>),
+    /// A data connection under kernel TLS (`ktls`): a download's, whose
+    /// sends the kernel encrypts, or an upload's, which it also decrypts.
     Kernel(KernelTls),
     /// Only while the control connection changes between plain and TLS.
     Detached,
@@ -381,7 +392,7 @@ impl MaybeTls {
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
             MaybeTls::Plain(s) => Some(s),
-            MaybeTls::Tls(s) => Some(s.get_ref().0),
+            MaybeTls::Tls(s) => Some(s.get_ref().0.tcp()),
             MaybeTls::Kernel(k) => Some(k.tcp()),
             MaybeTls::Detached => None,
         }
@@ -393,11 +404,7 @@ impl AsyncRead for MaybeTls {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            // What arrives is still TLS records: never handed out as data.
-            MaybeTls::Kernel(_) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "a kernel-TLS download connection is not read",
-            ))),
+            MaybeTls::Kernel(k) => Pin::new(k).poll_read(cx, buf),
             MaybeTls::Detached => Poll::Ready(Err(detached())),
         }
     }

@@ -106,8 +106,9 @@ pub(crate) struct TransferContext {
 pub(crate) struct DataProtection {
     pub config: Arc<rustls::ServerConfig>,
     pub require_session_reuse: bool,
-    /// `tls.kernel_offload`: downloads that sendfile can serve go to
-    /// kernel TLS where the kernel takes the connection's cipher.
+    /// `tls.kernel_offload`: downloads that sendfile can serve, and binary
+    /// MODE S uploads, go to kernel TLS where the kernel takes the
+    /// connection's cipher.
     pub kernel_offload: bool,
 }
 
@@ -237,7 +238,10 @@ pub(crate) async fn run(job: Job, mut ctx: TransferContext) -> TransferOutcome {
                     let _ = tcp.set_nodelay(true);
                 }
             }
-            protect(stream, &mut ctx).await
+            // An upload the kernel may decrypt reads its handshake record
+            // by record (see `ktls`).
+            let for_kernel_rx = matches!(job, Job::Stor { .. }) && kernel_may_receive(&ctx);
+            protect(stream, &mut ctx, for_kernel_rx).await
         }
         Ok((stream, false)) => Ok(stream),
         Err(stop) => Err(stop),
@@ -277,16 +281,36 @@ fn needs_nodelay(ctx: &TransferContext) -> bool {
     ctx.protection.is_some() || ctx.params.mode == TransferMode::Block
 }
 
+/// Whether a protected upload with these parameters goes to kernel TLS
+/// when the kernel takes its cipher: binary MODE S, file structure, where
+/// what the kernel decrypts is the file as it is.
+fn kernel_may_receive(ctx: &TransferContext) -> bool {
+    ctx.protection.as_ref().is_some_and(|p| p.kernel_offload)
+        && ctx.params.kind == TransferType::Image
+        && ctx.params.mode == TransferMode::Stream
+        && ctx.params.structure == Structure::File
+        && ktls::support().receives_any()
+}
+
 /// Runs the TLS handshake on a new data connection under PROT P and checks
-/// that it resumed the control session when the policy says so.
-async fn protect(stream: MaybeTls, ctx: &mut TransferContext) -> Result<MaybeTls, Stop> {
+/// that it resumed the control session when the policy says so. With
+/// `for_kernel_rx` (an upload, see [`kernel_may_receive`]) the connection
+/// then goes to kernel TLS in both directions where the kernel takes it.
+async fn protect(stream: MaybeTls, ctx: &mut TransferContext, for_kernel_rx: bool) -> Result<MaybeTls, Stop> {
     let Some(protection) = &ctx.protection else {
         return Ok(stream);
     };
     let MaybeTls::Plain(tcp) = stream else {
         return Ok(stream);
     };
-    let handshake = tls::accept(Arc::clone(&protection.config), tcp);
+    let config = Arc::clone(&protection.config);
+    let handshake = async move {
+        if for_kernel_rx {
+            tls::accept_record_by_record(config, tcp).await
+        } else {
+            tls::accept(config, tcp).await
+        }
+    };
     let tls = tokio::select! {
         biased;
         _ = &mut ctx.cancel => return Err(Stop::Cancelled),
@@ -309,19 +333,35 @@ async fn protect(stream: MaybeTls, ctx: &mut TransferContext) -> Result<MaybeTls
     tls.get_mut()
         .1
         .set_buffer_limit(Some(ctx.buffer_size + ctx.buffer_size / 8));
-    Ok(MaybeTls::Tls(Box::new(tls)))
+    let stream = MaybeTls::Tls(Box::new(tls));
+    if !for_kernel_rx {
+        return Ok(stream);
+    }
+    let stream = to_kernel_tls(stream, ctx, ktls::Directions::SendAndReceive).await?;
+    Ok(match stream {
+        MaybeTls::Tls(mut tls) => {
+            // rustls keeps it: plain reads from here on.
+            tls.get_mut().0.whole_reads();
+            MaybeTls::Tls(tls)
+        }
+        other => other,
+    })
 }
 
-/// A protected download's connection, with its sends moved into kernel
-/// TLS when the kernel takes them (see `ktls`); otherwise as it was.
-async fn to_kernel_tls(stream: MaybeTls, ctx: &mut TransferContext) -> Result<MaybeTls, Stop> {
+/// A protected connection moved into kernel TLS in `directions` when the
+/// kernel takes its cipher (see `ktls`); otherwise as it was.
+async fn to_kernel_tls(
+    stream: MaybeTls,
+    ctx: &mut TransferContext,
+    directions: ktls::Directions,
+) -> Result<MaybeTls, Stop> {
     let MaybeTls::Tls(tls) = stream else {
         return Ok(stream);
     };
     let offload = tokio::select! {
         biased;
         _ = &mut ctx.cancel => return Err(Stop::Cancelled),
-        r = tokio::time::timeout(ctx.stall_timeout, ktls::offload_send(tls)) => match r {
+        r = tokio::time::timeout(ctx.stall_timeout, ktls::offload(tls, directions)) => match r {
             Ok(r) => r.map_err(Stop::Network)?,
             Err(_) => return Err(Stop::Stalled),
         },
@@ -467,7 +507,7 @@ async fn send_file(
     let end = source.size();
     let kernel_tls = ctx.protection.as_ref().is_some_and(|p| p.kernel_offload);
     if kernel_tls && encoder.is_identity() && source.sendfile_fd().is_some() {
-        stream = match to_kernel_tls(stream, &mut ctx).await {
+        stream = match to_kernel_tls(stream, &mut ctx, ktls::Directions::Send).await {
             Ok(stream) => stream,
             Err(stop) => return TransferOutcome::failed(stop.reply()),
         };

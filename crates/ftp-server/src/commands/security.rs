@@ -139,7 +139,8 @@ impl Session {
         if tls.flush().await.is_err() {
             return Flow::Close;
         }
-        let (mut tcp, _) = tls.into_inner();
+        let (socket, _) = tls.into_inner();
+        let mut tcp = socket.into_tcp();
         // The client answers with its own close_notify: one TLS record to
         // read and drop before the plaintext commands start.
         let skip = async {
