@@ -36,12 +36,12 @@ tx_sw() { awk '/^TlsTxSw / {print $2}' /proc/net/tls_stat; }
 rx_sw() { awk '/^TlsRxSw / {print $2}' /proc/net/tls_stat; }
 
 # start_server LOG [ARGS...]: a server with a self-signed certificate on a
-# free loopback port, serving /data to bench:bench; sets $port and
-# $server_pid.
+# free loopback port, serving $ROOT (default /data) to bench:bench; sets
+# $port and $server_pid.
 start_server() {
   log=$1
   shift
-  FERROFTP_LOG=info ferroftp serve --listen 127.0.0.1:0 --root /data --user bench:bench \
+  FERROFTP_LOG=info ferroftp serve --listen 127.0.0.1:0 --root "${ROOT:-/data}" --user bench:bench \
     --tls-self-signed "$@" >"$log" 2>&1 &
   server_pid=$!
   tries=0

@@ -19,7 +19,9 @@
 //! that way); with `FTPBENCH_REQUIRE_CLOSE_NOTIFY=1` it is a failure
 //! (scripts/ktls-vm-test, where the kernel sends ferroftp's close_notify).
 //! `FTPBENCH_STOR_WITHOUT_CLOSE_NOTIFY=1` ends a STOR without its
-//! close_notify, which the server must refuse as a cut upload.
+//! close_notify, which the server must refuse as a cut upload. A STOR
+//! sends a fixed pattern; `FTPBENCH_VERIFY_PATTERN=1` makes a RETR check
+//! that it got that pattern back.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -58,6 +60,9 @@ fn run(args: &[String]) -> Fallible<String> {
     let data_addr = ctl.passive()?;
     let raw = TcpStream::connect(data_addr).map_err(|e| format!("data connect: {e}"))?;
     raw.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    // What a STOR sends: the pattern, byte `o` of the file = `buf[o % CHUNK]`.
+    let mut buf = pattern();
+    let verify = std::env::var_os("FTPBENCH_VERIFY_PATTERN").is_some_and(|v| v == "1");
     let started = Instant::now();
     let command = match verb.as_str() {
         "retr" => "RETR",
@@ -67,21 +72,27 @@ fn run(args: &[String]) -> Fallible<String> {
     ctl.expect(&format!("{command} {path}"), &[125, 150])?;
     let mut conn = ClientConnection::new(Arc::clone(&config), server_name()).map_err(|e| e.to_string())?;
     let mut raw = raw;
-    let buf = vec![0u8; CHUNK];
-    let mut left = bytes;
+    let mut pos = 0u64;
     if command == "STOR" {
-        left -= handshake_with_first_data(&mut conn, &mut raw, &buf[..left.min(CHUNK as u64) as usize])? as u64;
+        pos = handshake_with_first_data(&mut conn, &mut raw, &buf[..bytes.min(CHUNK as u64) as usize])? as u64;
     }
     let mut data = StreamOwned::new(conn, raw);
-    let mut buf = buf;
     if command == "RETR" {
         let require_close_notify = std::env::var_os("FTPBENCH_REQUIRE_CLOSE_NOTIFY").is_some_and(|v| v == "1");
+        let reference = verify.then(pattern);
         let mut got = 0u64;
         loop {
             match data.read(&mut buf) {
                 // rustls reports the end as 0 only after a close_notify.
                 Ok(0) => break,
-                Ok(n) => got += n as u64,
+                Ok(n) => {
+                    if let Some(reference) = &reference {
+                        if !matches_pattern(reference, got, &buf[..n]) {
+                            return Err(format!("RETR: bytes {got}..{} differ from the pattern", got + n as u64));
+                        }
+                    }
+                    got += n as u64;
+                }
                 // A server that closes without close_notify: what arrived counts.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !require_close_notify => break,
                 Err(e) => return Err(format!("data read: {e}")),
@@ -91,10 +102,12 @@ fn run(args: &[String]) -> Fallible<String> {
             return Err(format!("RETR delivered {got} bytes, expected {bytes}"));
         }
     } else {
-        while left > 0 {
-            let n = left.min(CHUNK as u64) as usize;
-            data.write_all(&buf[..n]).map_err(|e| format!("data write: {e}"))?;
-            left -= n as u64;
+        while pos < bytes {
+            let start = (pos % CHUNK as u64) as usize;
+            let n = (bytes - pos).min((CHUNK - start) as u64) as usize;
+            data.write_all(&buf[start..start + n])
+                .map_err(|e| format!("data write: {e}"))?;
+            pos += n as u64;
         }
         // FTPBENCH_STOR_WITHOUT_CLOSE_NOTIFY=1: end the upload with a bare
         // TCP close, as a cut connection would (scripts/ktls-vm-test: the
@@ -119,6 +132,29 @@ fn run(args: &[String]) -> Fallible<String> {
         "MIBPS {:.1} {protocol} {suite}",
         bytes as f64 / (1 << 20) as f64 / secs
     ))
+}
+
+/// One period of the bytes a STOR sends: not all zeros, so that a test
+/// that reads the file back (`FTPBENCH_VERIFY_PATTERN=1` on RETR) sees
+/// misplaced or lost data.
+fn pattern() -> Vec<u8> {
+    (0..CHUNK as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
+}
+
+/// Whether `got`, read at file offset `offset`, is the pattern there.
+fn matches_pattern(reference: &[u8], offset: u64, mut got: &[u8]) -> bool {
+    let mut start = (offset % CHUNK as u64) as usize;
+    while !got.is_empty() {
+        let n = got.len().min(CHUNK - start);
+        if got[..n] != reference[start..start + n] {
+            return false;
+        }
+        got = &got[n..];
+        start = 0;
+    }
+    true
 }
 
 /// An upload's handshake whose Finished goes out in one write with the

@@ -24,7 +24,14 @@
 //! handshake record by record. Reads go through recvmsg: a record that is
 //! not application data comes with its type in a control message, and only
 //! a close_notify alert ends the upload cleanly (a connection closed
-//! without one is cut short, as rustls also reports it).
+//! without one is cut short, as rustls also reports it), a warning-level
+//! user_canceled is passed over as rustls does, any other alert is an
+//! error. So is a client's TLS 1.3 key update: the kernels this was built
+//! on (6.1) cannot take new receive keys, and rustls, which could, no
+//! longer has the connection. rustls and GnuTLS clients update their keys
+//! after 2^24 AES-GCM records, some 256 GiB of full records in one upload;
+//! such an upload ends with 426 under kernel TLS (`tls.kernel_offload =
+//! false` keeps uploads in rustls).
 //!
 //! TLS 1.2 stays in rustls: its AES-GCM explicit nonces are rustls's IV
 //! XOR the record number, while the kernel counts them up from a start
@@ -334,6 +341,12 @@ pub(crate) struct KernelTls {
     receives: bool,
     /// The client's close_notify has arrived: reads return the end.
     close_notify_received: bool,
+    /// An alert record read in part (a read buffer of one byte left):
+    /// the kernel hands out the rest, with the record type again, next.
+    alert: [u8; 2],
+    alert_read: usize,
+    /// Warning-level user_canceled alerts passed over so far.
+    user_canceled_seen: u8,
 }
 
 impl KernelTls {
@@ -379,10 +392,11 @@ pub(crate) async fn offload(mut tls: Box<TlsConn>, directions: Directions) -> io
         return Ok(Offload::Kept(tls));
     }
     if directions == Directions::SendAndReceive {
-        // Decrypted data in rustls would be lost with it. The record-by-
-        // record handshake leaves none; this is the check that it did.
+        // Decrypted data in rustls, or part of a record, would be lost
+        // with it. The record-by-record handshake leaves neither; this is
+        // the check that it did.
         let buffered = tls.get_mut().1.process_new_packets().map_err(io::Error::other)?;
-        if buffered.plaintext_bytes_to_read() > 0 {
+        if buffered.plaintext_bytes_to_read() > 0 || !tls.get_ref().0.between_records() {
             tracing::warn!("data read with the TLS handshake: this upload stays in rustls");
             return Ok(Offload::Kept(tls));
         }
@@ -413,6 +427,9 @@ pub(crate) async fn offload(mut tls: Box<TlsConn>, directions: Directions) -> io
         close_notify_sent: false,
         receives,
         close_notify_received: false,
+        alert: [0; 2],
+        alert_read: 0,
+        user_canceled_seen: 0,
     }))
 }
 
@@ -421,17 +438,20 @@ pub(crate) async fn offload(mut tls: Box<TlsConn>, directions: Directions) -> io
 enum Received {
     /// Application data, this many bytes.
     Data(usize),
-    /// The client's close_notify.
-    CloseNotify,
-    /// The connection closed without a close_notify.
+    /// No bytes, but a record type: an empty application-data record (RFC
+    /// 8446 §5.4 allows them), or the kernel stopping before an alert.
+    Nothing,
+    /// This many bytes of an alert record.
+    Alert(usize),
+    /// The connection closed (no record at all).
     Eof,
 }
 
-/// Reads decrypted data into `buf` (one non-blocking recvmsg). A record of
-/// another type comes alone, with its type in a control message: a
-/// close_notify ends the data; any other alert, or a post-handshake
-/// message (a key update, which this kernel path does not follow), is an
-/// error.
+/// Reads decrypted bytes into `buf` (one non-blocking recvmsg). A record
+/// of another type than application data comes alone, with its type in a
+/// control message (again on each read, when it takes more than one). A
+/// handshake record after the handshake is a key update or a ticket, which
+/// this path cannot follow: an error.
 fn receive_record(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     // u64s keep the control buffer aligned for cmsghdr.
     let mut control = [0u64; 4];
@@ -452,30 +472,56 @@ fn receive_record(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut record_type = RECORD_TYPE_APPLICATION_DATA;
+        let mut record_type = None;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         if !cmsg.is_null() && (*cmsg).cmsg_level == SOL_TLS && (*cmsg).cmsg_type == TLS_GET_RECORD_TYPE {
-            record_type = *libc::CMSG_DATA(cmsg);
+            record_type = Some(*libc::CMSG_DATA(cmsg));
         }
         (n as usize, record_type, msg.msg_flags)
     };
     if flags & libc::MSG_CTRUNC != 0 {
         return Err(io::Error::other("kernel TLS: control message truncated"));
     }
-    match record_type {
-        RECORD_TYPE_APPLICATION_DATA if n == 0 => Ok(Received::Eof),
-        RECORD_TYPE_APPLICATION_DATA => Ok(Received::Data(n)),
-        // The level byte is not looked at: RFC 8446 §6 has receivers go by
-        // the description alone.
-        RECORD_TYPE_ALERT if n == 2 && buf[1] == CLOSE_NOTIFY[1] => Ok(Received::CloseNotify),
-        RECORD_TYPE_ALERT => Err(io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            format!("TLS alert from the client: {:?}", &buf[..n.min(2)]),
-        )),
-        other => Err(io::Error::new(
+    match (record_type, n) {
+        (None, 0) => Ok(Received::Eof),
+        (Some(RECORD_TYPE_APPLICATION_DATA), 0) => Ok(Received::Nothing),
+        (None | Some(RECORD_TYPE_APPLICATION_DATA), n) => Ok(Received::Data(n)),
+        (Some(RECORD_TYPE_ALERT), n) => Ok(Received::Alert(n)),
+        (Some(other), _) => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("a TLS record of type {other} under kernel TLS (a key update?)"),
         )),
+    }
+}
+
+/// A TLS 1.3 alert's description (the level is ignored: RFC 8446 §6).
+const ALERT_CLOSE_NOTIFY: u8 = 0;
+const ALERT_USER_CANCELED: u8 = 90;
+/// rustls passes over a few warning-level user_canceled alerts in TLS 1.3
+/// (Java's clients send them); so does this path, up to this many.
+const USER_CANCELED_ALLOWED: u8 = 4;
+
+impl KernelTls {
+    /// One whole alert from the client: the end (close_notify), nothing
+    /// (a user_canceled warning, within limits), or an error.
+    fn alert_received(&mut self, alert: [u8; 2]) -> io::Result<()> {
+        match alert {
+            [_, ALERT_CLOSE_NOTIFY] => {
+                self.close_notify_received = true;
+                Ok(())
+            }
+            [1, ALERT_USER_CANCELED] if self.user_canceled_seen < USER_CANCELED_ALLOWED => {
+                self.user_canceled_seen += 1;
+                Ok(())
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!(
+                    "TLS alert from the client: level {}, description {}",
+                    alert[0], alert[1]
+                ),
+            )),
+        }
     }
 }
 
@@ -520,32 +566,59 @@ impl AsyncRead for KernelTls {
                 "a kernel-TLS download connection is not read",
             )));
         }
-        if this.close_notify_received || buf.remaining() == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        loop {
+        while !this.close_notify_received && buf.remaining() > 0 {
             ready!(this.tcp.poll_read_ready(cx))?;
             let fd = this.tcp.as_raw_fd();
-            let room = buf.initialize_unfilled();
-            match this.tcp.try_io(Interest::READABLE, || receive_record(fd, room)) {
-                Ok(Received::Data(n)) => {
+            // The rest of an alert begun in a short buffer goes to its own.
+            let (room, into_alert) = if this.alert_read > 0 {
+                (&mut this.alert[this.alert_read..], true)
+            } else {
+                (buf.initialize_unfilled(), false)
+            };
+            let received = match this.tcp.try_io(Interest::READABLE, || receive_record(fd, room)) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            match received {
+                Received::Data(_) if into_alert => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "kernel TLS: data inside an alert record",
+                    )))
+                }
+                Received::Data(n) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
-                Ok(Received::CloseNotify) => {
-                    this.close_notify_received = true;
-                    return Poll::Ready(Ok(()));
-                }
-                Ok(Received::Eof) => {
+                Received::Nothing => {}
+                Received::Eof => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "peer closed connection without sending TLS close_notify",
                     )))
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+                Received::Alert(n) => {
+                    if !into_alert {
+                        this.alert[..n.min(2)].copy_from_slice(&buf.initialize_unfilled()[..n.min(2)]);
+                    }
+                    this.alert_read += n;
+                    if this.alert_read > 2 {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "kernel TLS: an alert record longer than 2 bytes",
+                        )));
+                    }
+                    if this.alert_read == 2 {
+                        this.alert_read = 0;
+                        if let Err(e) = this.alert_received(this.alert) {
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                }
             }
         }
+        Poll::Ready(Ok(()))
     }
 }
 

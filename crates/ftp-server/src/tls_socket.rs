@@ -89,6 +89,12 @@ impl TlsSocket {
         self.records = None;
     }
 
+    /// Reading record by record and not inside a record: where a
+    /// finished handshake must leave the socket before the kernel takes it.
+    pub(crate) fn between_records(&self) -> bool {
+        self.records.as_ref().is_some_and(|r| r.header_read == 0)
+    }
+
     pub(crate) fn tcp(&self) -> &TcpStream {
         &self.tcp
     }
@@ -182,6 +188,7 @@ mod tests {
                 assert!(n > 0);
                 got.extend_from_slice(&buf[..n]);
                 assert!(got.len() <= want.len(), "a read went past the record's end");
+                assert_eq!(socket.between_records(), got.len() == want.len());
             }
             assert_eq!(&got, want);
             assert!(socket.records.as_ref().unwrap().pause, "no pause after a whole record");
@@ -273,6 +280,7 @@ mod tests {
         let records_len = tokio::task::spawn_blocking(move || data_was_sent.recv().unwrap())
             .await
             .unwrap();
+        assert!(tls.get_ref().0.between_records());
         let state = tls.get_mut().1.process_new_packets().unwrap();
         assert_eq!(
             state.plaintext_bytes_to_read(),
