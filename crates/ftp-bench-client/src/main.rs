@@ -58,7 +58,7 @@ fn run(args: &[String]) -> Fallible<String> {
     let mut ctl = Control::connect(port, Arc::clone(&config))?;
     ctl.login(user, password)?;
     let data_addr = ctl.passive()?;
-    let raw = TcpStream::connect(data_addr).map_err(|e| format!("data connect: {e}"))?;
+    let mut raw = TcpStream::connect(data_addr).map_err(|e| format!("data connect: {e}"))?;
     raw.set_read_timeout(Some(Duration::from_secs(60))).ok();
     // What a STOR sends: the pattern, byte `o` of the file = `buf[o % CHUNK]`.
     let mut buf = pattern();
@@ -71,7 +71,6 @@ fn run(args: &[String]) -> Fallible<String> {
     };
     ctl.expect(&format!("{command} {path}"), &[125, 150])?;
     let mut conn = ClientConnection::new(Arc::clone(&config), server_name()).map_err(|e| e.to_string())?;
-    let mut raw = raw;
     let mut pos = 0u64;
     if command == "STOR" {
         pos = handshake_with_first_data(&mut conn, &mut raw, &buf[..bytes.min(CHUNK as u64) as usize])? as u64;

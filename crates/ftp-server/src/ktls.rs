@@ -341,8 +341,9 @@ pub(crate) struct KernelTls {
     receives: bool,
     /// The client's close_notify has arrived: reads return the end.
     close_notify_received: bool,
-    /// An alert record read in part (a read buffer of one byte left):
-    /// the kernel hands out the rest, with the record type again, next.
+    /// The alert record being read: a read buffer of one byte left takes
+    /// only its first byte, and the kernel hands out the rest, with the
+    /// record type again, on the next read.
     alert: [u8; 2],
     alert_read: usize,
     /// Warning-level user_canceled alerts passed over so far.
@@ -374,6 +375,15 @@ pub(crate) enum Offload {
     Kept(Box<TlsConn>),
 }
 
+impl Offload {
+    /// rustls goes on with the connection, reading as much as the socket
+    /// has again (an upload's handshake was read record by record).
+    fn kept(mut tls: Box<TlsConn>) -> Offload {
+        tls.get_mut().0.whole_reads();
+        Offload::Kept(tls)
+    }
+}
+
 /// Moves `tls` into the kernel, in the given directions, when the kernel
 /// can take its protocol and cipher. For [`Directions::SendAndReceive`]
 /// the handshake must have been read record by record
@@ -389,7 +399,7 @@ pub(crate) async fn offload(mut tls: Box<TlsConn>, directions: Directions) -> io
     };
     let usable = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) && cipher.is_some_and(supported);
     if !usable {
-        return Ok(Offload::Kept(tls));
+        return Ok(Offload::kept(tls));
     }
     if directions == Directions::SendAndReceive {
         // Decrypted data in rustls, or part of a record, would be lost
@@ -398,7 +408,7 @@ pub(crate) async fn offload(mut tls: Box<TlsConn>, directions: Directions) -> io
         let buffered = tls.get_mut().1.process_new_packets().map_err(io::Error::other)?;
         if buffered.plaintext_bytes_to_read() > 0 || !tls.get_ref().0.between_records() {
             tracing::warn!("data read with the TLS handshake: this upload stays in rustls");
-            return Ok(Offload::Kept(tls));
+            return Ok(Offload::kept(tls));
         }
     }
     // What rustls has queued (the handshake's end, TLS 1.3 tickets) goes
@@ -406,7 +416,7 @@ pub(crate) async fn offload(mut tls: Box<TlsConn>, directions: Directions) -> io
     tls.flush().await?;
     if attach_ulp(tls.get_ref().0.tcp().as_fd()).is_err() {
         // The socket is unchanged: rustls keeps it.
-        return Ok(Offload::Kept(tls));
+        return Ok(Offload::kept(tls));
     }
     let (socket, conn) = (*tls).into_inner();
     let tcp = socket.into_tcp();
@@ -502,6 +512,24 @@ const ALERT_USER_CANCELED: u8 = 90;
 const USER_CANCELED_ALLOWED: u8 = 4;
 
 impl KernelTls {
+    /// Bytes of an alert record, as recvmsg handed them out.
+    fn alert_piece(&mut self, piece: &[u8]) -> io::Result<()> {
+        let end = self.alert_read + piece.len();
+        if end > self.alert.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "kernel TLS: an alert record longer than 2 bytes",
+            ));
+        }
+        self.alert[self.alert_read..end].copy_from_slice(piece);
+        self.alert_read = end;
+        if end < self.alert.len() {
+            return Ok(());
+        }
+        self.alert_read = 0;
+        self.alert_received(self.alert)
+    }
+
     /// One whole alert from the client: the end (close_notify), nothing
     /// (a user_canceled warning, within limits), or an error.
     fn alert_received(&mut self, alert: [u8; 2]) -> io::Result<()> {
@@ -569,19 +597,14 @@ impl AsyncRead for KernelTls {
         while !this.close_notify_received && buf.remaining() > 0 {
             ready!(this.tcp.poll_read_ready(cx))?;
             let fd = this.tcp.as_raw_fd();
-            // The rest of an alert begun in a short buffer goes to its own.
-            let (room, into_alert) = if this.alert_read > 0 {
-                (&mut this.alert[this.alert_read..], true)
-            } else {
-                (buf.initialize_unfilled(), false)
-            };
+            let room = buf.initialize_unfilled();
             let received = match this.tcp.try_io(Interest::READABLE, || receive_record(fd, room)) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             };
             match received {
-                Received::Data(_) if into_alert => {
+                Received::Data(_) if this.alert_read > 0 => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "kernel TLS: data inside an alert record",
@@ -599,21 +622,8 @@ impl AsyncRead for KernelTls {
                     )))
                 }
                 Received::Alert(n) => {
-                    if !into_alert {
-                        this.alert[..n.min(2)].copy_from_slice(&buf.initialize_unfilled()[..n.min(2)]);
-                    }
-                    this.alert_read += n;
-                    if this.alert_read > 2 {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "kernel TLS: an alert record longer than 2 bytes",
-                        )));
-                    }
-                    if this.alert_read == 2 {
-                        this.alert_read = 0;
-                        if let Err(e) = this.alert_received(this.alert) {
-                            return Poll::Ready(Err(e));
-                        }
+                    if let Err(e) = this.alert_piece(&buf.initialize_unfilled()[..n]) {
+                        return Poll::Ready(Err(e));
                     }
                 }
             }

@@ -334,18 +334,11 @@ async fn protect(stream: MaybeTls, ctx: &mut TransferContext, for_kernel_rx: boo
         .1
         .set_buffer_limit(Some(ctx.buffer_size + ctx.buffer_size / 8));
     let stream = MaybeTls::Tls(Box::new(tls));
-    if !for_kernel_rx {
-        return Ok(stream);
+    if for_kernel_rx {
+        to_kernel_tls(stream, ctx, ktls::Directions::SendAndReceive).await
+    } else {
+        Ok(stream)
     }
-    let stream = to_kernel_tls(stream, ctx, ktls::Directions::SendAndReceive).await?;
-    Ok(match stream {
-        MaybeTls::Tls(mut tls) => {
-            // rustls keeps it: plain reads from here on.
-            tls.get_mut().0.whole_reads();
-            MaybeTls::Tls(tls)
-        }
-        other => other,
-    })
 }
 
 /// A protected connection moved into kernel TLS in `directions` when the
