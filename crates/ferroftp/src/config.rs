@@ -64,6 +64,9 @@ pub struct ServerSection {
     /// Threads that each send one large plain download, outside the
     /// runtime's workers (0: none, the workers send everything).
     pub send_threads: usize,
+    /// Threads that each receive one large plain upload to local disk,
+    /// outside the runtime's workers (0: none, the workers receive all).
+    pub receive_threads: usize,
     /// Seconds between hand-backs of freed memory to the system (0: never).
     pub memory_trim_interval: u64,
     /// The Linux scheduling policy of the server's threads.
@@ -98,6 +101,7 @@ impl Default for ServerSection {
             splice_uploads: d.splice_uploads,
             blocking_threads: 64,
             send_threads: d.send_threads,
+            receive_threads: d.receive_threads,
             memory_trim_interval: 10,
             cpu_scheduling: CpuScheduling::Batch,
         }
@@ -548,6 +552,11 @@ impl FileConfig {
                 "server.send_threads must be between 0 and 1024".into(),
             ));
         }
+        if self.server.receive_threads > 1024 {
+            return Err(ConfigError::Invalid(
+                "server.receive_threads must be between 0 and 1024".into(),
+            ));
+        }
         if self.server.blocking_threads == 0 || self.server.blocking_threads > 1024 {
             return Err(ConfigError::Invalid(
                 "server.blocking_threads must be between 1 and 1024".into(),
@@ -614,6 +623,7 @@ impl FileConfig {
             transfer_buffer_size: self.server.transfer_buffer_size,
             splice_uploads: self.server.splice_uploads,
             send_threads: self.server.send_threads,
+            receive_threads: self.server.receive_threads,
             virtual_hosts: self
                 .virtual_hosts
                 .iter()
@@ -829,6 +839,10 @@ mod tests {
         assert!(c.validate().is_err());
         let c: FileConfig = toml::from_str("[server]\nsend_threads = 0").unwrap();
         assert_eq!(c.server_config().unwrap().send_threads, 0);
+        let c: FileConfig = toml::from_str("[server]\nreceive_threads = 1025").unwrap();
+        assert!(c.validate().is_err());
+        let c: FileConfig = toml::from_str("[server]\nreceive_threads = 0").unwrap();
+        assert_eq!(c.server_config().unwrap().receive_threads, 0);
         assert_eq!(parse_port_range("50000-50010").unwrap(), 50000..=50010);
     }
 

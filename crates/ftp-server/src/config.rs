@@ -264,6 +264,10 @@ pub struct ServerConfig {
     /// `send_thread`); downloads beyond them are sent by the runtime's
     /// workers. 0: all of them are.
     pub send_threads: usize,
+    /// Threads that each receive one large plain upload to local disk (see
+    /// `receive_thread`); uploads beyond them are received by the
+    /// runtime's workers. 0: all of them are.
+    pub receive_threads: usize,
     /// Names HOST accepts; empty accepts any name.
     pub virtual_hosts: Vec<VirtualHost>,
     /// Entries `STAT <dir>` sends over the control connection at most.
@@ -303,6 +307,7 @@ impl Default for ServerConfig {
             transfer_buffer_size: 256 * 1024,
             splice_uploads: false,
             send_threads: 64,
+            receive_threads: 64,
             virtual_hosts: Vec::new(),
             max_stat_entries: 10_000,
             tls: None,

@@ -25,8 +25,9 @@
 //!   connection before the greeting.
 //! - `net`: socket options (TCP_NODELAY, SO_OOBINLINE) and sendfile.
 //! - `ktls`: FTPS downloads handed to kernel TLS, so sendfile serves them.
-//! - `send_thread`: large plain downloads sent from a bounded set of
-//!   threads, one per download, instead of the runtime's workers.
+//! - `send_thread`, `receive_thread`: large plain downloads and uploads
+//!   moved off the runtime's workers to a bounded set of threads, one per
+//!   transfer; `transfer_thread` holds what the two share.
 
 mod bans;
 mod commands;
@@ -40,12 +41,14 @@ pub mod listener;
 mod net;
 mod proxy;
 mod quota;
+mod receive_thread;
 mod replies;
 mod send_thread;
 mod session;
 pub mod tls;
 mod tls_socket;
 mod transfer;
+mod transfer_thread;
 
 pub use config::{BanConfig, FailedLoginReply, IpNet, ProxyProtocolConfig, ServerConfig, TlsConfig, VirtualHost};
 pub use listener::Server;

@@ -63,6 +63,7 @@ impl Server {
                 bans: BanTable::new(config.bans.clone()),
                 quotas: Default::default(),
                 send_threads: crate::send_thread::SendThreads::new(config.send_threads),
+                receive_threads: crate::receive_thread::ReceiveThreads::new(config.receive_threads),
                 sendfile_downloads: crate::cork::SendfileDownloads::new(),
                 config,
                 backend,

@@ -437,6 +437,10 @@ impl Upload for QuotaUpload {
         self.inner.write_all(data).await
     }
 
+    fn writes_locally(&self) -> bool {
+        self.inner.writes_locally()
+    }
+
     fn direct_fd(&self) -> Option<std::os::fd::RawFd> {
         self.inner.direct_fd()
     }

@@ -24,63 +24,23 @@
 //! file takes to send.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::cork::SendfileCork;
 use crate::net;
+use crate::transfer_thread::{dup, wait_ready, StopSignal, ThreadBudget, WaitError, STACK_SIZE};
 
 /// Sendfile downloads shorter than this stay on the runtime.
 pub(crate) const MIN_BYTES: u64 = 4 << 20;
 
-/// The send loop needs next to no stack; the default 2 MiB is only address
-/// space, but a small one says what the thread is for.
-const STACK_SIZE: usize = 64 << 10;
-
 /// The cap on send threads, shared by every session of a server.
-pub(crate) struct SendThreads {
-    running: AtomicUsize,
-    limit: usize,
-}
-
-impl SendThreads {
-    /// At most `limit` threads at once; 0 sends everything on the runtime.
-    pub fn new(limit: usize) -> Arc<SendThreads> {
-        Arc::new(SendThreads {
-            running: AtomicUsize::new(0),
-            limit,
-        })
-    }
-
-    /// Threads running now.
-    #[cfg(test)]
-    pub fn running(&self) -> usize {
-        self.running.load(Ordering::Relaxed)
-    }
-
-    fn try_reserve(self: &Arc<Self>) -> Option<Slot> {
-        self.running
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.limit).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Slot(Arc::clone(self)))
-    }
-}
-
-/// One of the [`SendThreads`], held by the thread until it ends.
-struct Slot(Arc<SendThreads>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+pub(crate) type SendThreads = ThreadBudget;
 
 /// Why a threaded send ended before its last byte.
 #[derive(Debug)]
@@ -90,6 +50,16 @@ pub(crate) enum SendError {
     /// Told to stop ([`ThreadSend::stop`], or the send was dropped).
     Stopped,
     Io(io::Error),
+}
+
+impl From<WaitError> for SendError {
+    fn from(e: WaitError) -> Self {
+        match e {
+            WaitError::Stalled => SendError::Stalled,
+            WaitError::Stopped => SendError::Stopped,
+            WaitError::Io(e) => SendError::Io(e),
+        }
+    }
 }
 
 /// A download running on its own thread. Dropping it tells the thread to
@@ -113,9 +83,7 @@ impl ThreadSend {
         progress: Arc<AtomicU64>,
     ) -> Option<ThreadSend> {
         let slot = threads.try_reserve()?;
-        // The thread owns copies of both descriptors, so that whatever
-        // happens to this side (the transfer dropped, its file and socket
-        // closed) the numbers it uses can never name something else.
+        // Copies of its own (see `transfer_thread`).
         let socket = dup(socket.as_raw_fd()).ok()?;
         let file = dup(file).ok()?;
         let stop = Arc::new(StopSignal::new().ok()?);
@@ -173,7 +141,7 @@ fn send_range(
     while pos < range.end {
         // A client that keeps up never makes the thread wait: look for
         // the signal between calls too.
-        if stop.raised.load(Ordering::Acquire) {
+        if stop.is_raised() {
             return Err(SendError::Stopped);
         }
         cork.before_send(socket.as_fd(), Some(range.end - pos));
@@ -193,7 +161,7 @@ fn send_range(
         }
         let err = io::Error::last_os_error();
         match err.kind() {
-            io::ErrorKind::WouldBlock => wait_writable(socket, stop, stall)?,
+            io::ErrorKind::WouldBlock => wait_ready(socket, libc::POLLOUT, stop, stall)?,
             io::ErrorKind::Interrupted => {}
             _ => return Err(SendError::Io(err)),
         }
@@ -201,106 +169,13 @@ fn send_range(
     Ok(pos)
 }
 
-/// Waits until `socket` has room (or an error to report), `stop` is
-/// signalled, or `stall` passes.
-fn wait_writable(socket: &OwnedFd, stop: &StopSignal, stall: Duration) -> Result<(), SendError> {
-    let deadline = Instant::now() + stall;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(SendError::Stalled);
-        }
-        let mut fds = [
-            libc::pollfd {
-                fd: socket.as_raw_fd(),
-                events: libc::POLLOUT,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // Rounded up, so that the last poll does not spin on a remainder
-        // under a millisecond.
-        let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is an array of two initialised pollfds.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-        if ready < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(SendError::Io(err));
-        }
-        if fds[1].revents != 0 {
-            return Err(SendError::Stopped);
-        }
-        if fds[0].revents != 0 {
-            // Room, or an error (POLLERR, POLLHUP) the next sendfile reports.
-            return Ok(());
-        }
-    }
-}
-
-fn dup(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC on a descriptor the caller keeps open for
-    // the duration of the call; the new one is owned by the result.
-    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if copy < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `copy` was just created and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
-}
-
-/// How a thread is told to stop: a flag it checks between sendfile calls,
-/// and an eventfd (readable once raised, and it stays so) that wakes its
-/// poll.
-struct StopSignal {
-    raised: AtomicBool,
-    fd: OwnedFd,
-}
-
-impl StopSignal {
-    fn new() -> io::Result<StopSignal> {
-        // SAFETY: eventfd creates a new descriptor or fails.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(StopSignal {
-            raised: AtomicBool::new(false),
-            // SAFETY: `fd` was just created and nothing else owns it.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
-    }
-
-    fn raise(&self) {
-        if self.raised.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let one: u64 = 1;
-        // SAFETY: writes the 8 bytes of `one` to our own eventfd, whose
-        // counter one write cannot overflow.
-        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::time::Instant;
 
-    /// A connected pair: the server's end as tokio's, the client's as std.
-    async fn pair() -> (TcpStream, std::net::TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::task::spawn_blocking(move || std::net::TcpStream::connect(addr).unwrap());
-        let (server, _) = listener.accept().await.unwrap();
-        (server, client.await.unwrap())
-    }
+    use crate::transfer_thread::test_pair as pair;
 
     fn file_of(len: usize) -> (std::fs::File, Vec<u8>) {
         let cycle: Vec<u8> = (0..251u8).collect();

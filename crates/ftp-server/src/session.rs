@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     pub auth: Arc<dyn Authenticator>,
     /// Threads for large plain downloads, `config.send_threads` at most.
     pub send_threads: Arc<crate::send_thread::SendThreads>,
+    /// Threads for large plain uploads, `config.receive_threads` at most.
+    pub receive_threads: Arc<crate::receive_thread::ReceiveThreads>,
     /// Plain sendfile downloads in flight, which decide their corks.
     pub sendfile_downloads: Arc<crate::cork::SendfileDownloads>,
     /// Becomes true when the server shuts down.

@@ -31,6 +31,7 @@ use crate::cork::{SendfileDownloads, Sending, TailCork};
 use crate::data::{self, DataSetup};
 use crate::ktls;
 use crate::net;
+use crate::receive_thread::{self, ReceiveError, ReceiveThreads, ThreadReceive};
 use crate::replies;
 use crate::send_thread::{self, SendError, SendThreads, ThreadSend};
 use crate::session::TransferParams;
@@ -98,6 +99,8 @@ pub(crate) struct TransferContext {
     pub protection: Option<DataProtection>,
     /// Threads for large plain downloads (see `send_thread`).
     pub send_threads: Arc<SendThreads>,
+    /// Threads for large plain uploads (see `receive_thread`).
+    pub receive_threads: Arc<ReceiveThreads>,
     /// The server's plain sendfile downloads, which decide their corks
     /// (see `cork`).
     pub sendfile_downloads: Arc<SendfileDownloads>,
@@ -566,11 +569,197 @@ async fn send_file(
     }
 }
 
-/// The decodings applied to incoming bytes, and the restart marks seen.
+/// The decodings applied to incoming bytes.
 struct ReceiveDecoder {
     blocks: Option<BlockDecoder>,
     pages: Option<PageDecoder>,
     ascii: Option<FromNetwork>,
+}
+
+impl ReceiveDecoder {
+    /// Binary MODE S, STRU F: what arrives is the file as it is.
+    fn is_identity(&self) -> bool {
+        self.blocks.is_none() && self.pages.is_none() && self.ascii.is_none()
+    }
+}
+
+/// An upload's decoding, and where it stands: the bytes written so far,
+/// counted from the file's start (the server's side of a 110 restart
+/// mark), and the marks sent.
+struct Receiving {
+    dec: ReceiveDecoder,
+    position: u64,
+    marks_sent: u32,
+}
+
+/// How far one stage of an upload took it.
+enum Received {
+    /// To the end of the data (decoders finished, ASCII tail written).
+    All,
+    /// The rest is for the next stage.
+    Rest,
+}
+
+/// A plain binary upload to a local file, spliced while the upload offers
+/// its descriptor (`server.splice_uploads`, see [`receive_spliced`]).
+async fn receive_spliced_first(
+    stream: &MaybeTls,
+    upload: &mut Box<dyn Upload>,
+    ctx: &mut TransferContext,
+) -> Result<Received, Stop> {
+    let (Some(tcp), Some(_)) = (stream.as_plain(), upload.direct_fd()) else {
+        return Ok(Received::Rest);
+    };
+    let Ok(pipe) = net::SplicePipe::new(ctx.buffer_size.max(SPLICE_PIPE_SIZE)) else {
+        return Ok(Received::Rest);
+    };
+    Ok(match receive_spliced(tcp, upload, &pipe, ctx).await? {
+        Spliced::All => Received::All,
+        Spliced::HandedOver => Received::Rest,
+    })
+}
+
+/// Reads, decodes and stores on the runtime until the end of the data, or,
+/// with `hand_off_at`, until the upload's position reaches it (then
+/// [`Received::Rest`], between two reads, with nothing held back).
+async fn receive_loop(
+    stream: &mut MaybeTls,
+    upload: &mut Box<dyn Upload>,
+    state: &mut Receiving,
+    ctx: &mut TransferContext,
+    hand_off_at: Option<u64>,
+) -> Result<Received, Stop> {
+    let stall = ctx.stall_timeout;
+    let identity = state.dec.is_identity();
+    let dec = &mut state.dec;
+    let mut buf = vec![0u8; ctx.buffer_size];
+    let mut stored = Vec::with_capacity(ctx.buffer_size);
+    loop {
+        if hand_off_at.is_some_and(|at| state.position >= at) {
+            return Ok(Received::Rest);
+        }
+        // Undecoded bytes go straight into the upload's own buffer when
+        // it has one (a local file past its page cache): no copy.
+        if let Some(room) = upload.buffer().filter(|_| identity) {
+            let n = guarded(&mut ctx.cancel, stall, stream.read(room)).await?;
+            if n == 0 {
+                break;
+            }
+            guarded(&mut ctx.cancel, stall, upload.buffer_filled(n)).await?;
+            state.position += n as u64;
+            ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+            continue;
+        }
+        let n = guarded(&mut ctx.cancel, stall, stream.read(&mut buf)).await?;
+        if n == 0 {
+            if dec.blocks.as_ref().is_some_and(|b| !b.is_done()) {
+                return Err(Stop::Truncated);
+            }
+            break;
+        }
+        let mut input = &buf[..n];
+        while !input.is_empty() {
+            // MODE B: unwrap blocks first, answering restart markers.
+            let data: &[u8] = match &mut dec.blocks {
+                Some(blocks) => {
+                    let (used, event) = blocks.decode(input);
+                    input = &input[used..];
+                    match event {
+                        Some(BlockEvent::Data(d)) => d,
+                        Some(BlockEvent::RestartMarker(marker)) => {
+                            let marker: String = String::from_utf8_lossy(&marker)
+                                .chars()
+                                .filter(|c| c.is_ascii_graphic())
+                                .collect();
+                            let reply =
+                                Reply::new(ReplyCode::RestartMarker, format!("MARK {marker} = {}", state.position));
+                            if let Some(marks) = &ctx.marks {
+                                if marks.send(reply).await.is_ok() {
+                                    state.marks_sent += 1;
+                                }
+                            }
+                            continue;
+                        }
+                        Some(BlockEvent::EndOfFile) => break,
+                        None if used == 0 => break,
+                        None => continue,
+                    }
+                }
+                None => std::mem::take(&mut input),
+            };
+            let written = store_chunk(dec, data, &mut stored, upload, &mut ctx.cancel, stall).await?;
+            state.position += written;
+            ctx.progress.fetch_add(written, Ordering::Relaxed);
+        }
+        if dec.blocks.as_ref().is_some_and(BlockDecoder::is_done) {
+            break;
+        }
+        if dec.pages.as_ref().is_some_and(PageDecoder::is_done) && dec.blocks.is_none() {
+            break;
+        }
+    }
+    if let Some(ascii) = &mut dec.ascii {
+        stored.clear();
+        ascii.finish(&mut stored);
+        if !stored.is_empty() {
+            guarded(&mut ctx.cancel, stall, upload.write_all(&stored)).await?;
+        }
+    }
+    Ok(Received::All)
+}
+
+/// How an upload's stage on a thread of its own went.
+enum OnThread {
+    /// The thread ran to the end of the data or stopped; the upload is back.
+    Ended(Box<dyn Upload>, Result<(), Stop>),
+    /// No thread took it: the upload as it was.
+    Refused(Box<dyn Upload>),
+    /// The thread ended without handing the upload back.
+    Lost,
+}
+
+/// The rest of a plain binary upload received on a thread of its own
+/// (`receive_thread`), where the upload writes locally and a thread is
+/// free. ABOR (or the session ending) stops the thread and waits for the
+/// upload to come back.
+async fn receive_on_thread(stream: &MaybeTls, upload: Box<dyn Upload>, ctx: &mut TransferContext) -> OnThread {
+    let Some(tcp) = stream.as_plain() else {
+        return OnThread::Refused(upload);
+    };
+    let progress = Arc::clone(&ctx.progress);
+    let started = ThreadReceive::start(
+        &ctx.receive_threads,
+        tcp,
+        upload,
+        ctx.buffer_size,
+        ctx.stall_timeout,
+        progress,
+    );
+    let mut receive = match started {
+        Ok(receive) => receive,
+        Err(upload) => return OnThread::Refused(upload),
+    };
+    let finished = tokio::select! {
+        biased;
+        _ = &mut ctx.cancel => None,
+        r = receive.finish() => Some(r),
+    };
+    let (received, cancelled) = match finished {
+        Some(received) => (received, false),
+        None => (receive.stop().await, true),
+    };
+    let Some(received) = received else {
+        return OnThread::Lost;
+    };
+    let result = match received.result {
+        _ if cancelled => Err(Stop::Cancelled),
+        Ok(()) => Ok(()),
+        Err(ReceiveError::Stalled) => Err(Stop::Stalled),
+        Err(ReceiveError::Stopped) => Err(Stop::Cancelled),
+        Err(ReceiveError::Network(e)) => Err(Stop::Network(e)),
+        Err(ReceiveError::Storage(e)) => Err(Stop::Storage(e)),
+    };
+    OnThread::Ended(received.upload, result)
 }
 
 async fn receive_file(
@@ -580,98 +769,47 @@ async fn receive_file(
     unique_name: Option<String>,
     mut ctx: TransferContext,
 ) -> TransferOutcome {
-    let mut dec = ReceiveDecoder {
-        blocks: (ctx.params.mode == TransferMode::Block).then(BlockDecoder::default),
-        pages: (ctx.params.structure == Structure::Page).then(PageDecoder::default),
-        ascii: (ctx.params.kind == TransferType::Ascii).then(FromNetwork::default),
+    let mut state = Receiving {
+        dec: ReceiveDecoder {
+            blocks: (ctx.params.mode == TransferMode::Block).then(BlockDecoder::default),
+            pages: (ctx.params.structure == Structure::Page).then(PageDecoder::default),
+            ascii: (ctx.params.kind == TransferType::Ascii).then(FromNetwork::default),
+        },
+        position: offset,
+        marks_sent: 0,
     };
-    let stall = ctx.stall_timeout;
-    // Bytes written to storage so far, counted from the file's start: the
-    // server's side of a 110 restart mark.
-    let mut position = offset;
-    let mut marks_sent = 0u32;
-    let result: Result<(), Stop> = async {
-        let identity = dec.blocks.is_none() && dec.pages.is_none() && dec.ascii.is_none();
-        let spliceable = identity && ctx.splice_uploads;
-        if let (true, Some(tcp), Some(_)) = (spliceable, stream.as_plain(), upload.direct_fd()) {
-            if let Ok(pipe) = net::SplicePipe::new(ctx.buffer_size.max(SPLICE_PIPE_SIZE)) {
-                if receive_spliced(tcp, &mut upload, &pipe, &mut ctx).await? == Spliced::All {
-                    return Ok(());
-                }
-            }
-        }
-        let mut buf = vec![0u8; ctx.buffer_size];
-        let mut stored = Vec::with_capacity(ctx.buffer_size);
-        loop {
-            // Undecoded bytes go straight into the upload's own buffer when
-            // it has one (a local file past its page cache): no copy.
-            if let Some(room) = upload.buffer().filter(|_| identity) {
-                let n = guarded(&mut ctx.cancel, stall, stream.read(room)).await?;
-                if n == 0 {
-                    break;
-                }
-                guarded(&mut ctx.cancel, stall, upload.buffer_filled(n)).await?;
-                position += n as u64;
-                ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
-                continue;
-            }
-            let n = guarded(&mut ctx.cancel, stall, stream.read(&mut buf)).await?;
-            if n == 0 {
-                if dec.blocks.as_ref().is_some_and(|b| !b.is_done()) {
-                    return Err(Stop::Truncated);
-                }
-                break;
-            }
-            let mut input = &buf[..n];
-            while !input.is_empty() {
-                // MODE B: unwrap blocks first, answering restart markers.
-                let data: &[u8] = match &mut dec.blocks {
-                    Some(blocks) => {
-                        let (used, event) = blocks.decode(input);
-                        input = &input[used..];
-                        match event {
-                            Some(BlockEvent::Data(d)) => d,
-                            Some(BlockEvent::RestartMarker(marker)) => {
-                                let marker: String = String::from_utf8_lossy(&marker)
-                                    .chars()
-                                    .filter(|c| c.is_ascii_graphic())
-                                    .collect();
-                                let reply = Reply::new(ReplyCode::RestartMarker, format!("MARK {marker} = {position}"));
-                                if let Some(marks) = &ctx.marks {
-                                    if marks.send(reply).await.is_ok() {
-                                        marks_sent += 1;
-                                    }
-                                }
-                                continue;
-                            }
-                            Some(BlockEvent::EndOfFile) => break,
-                            None if used == 0 => break,
-                            None => continue,
-                        }
-                    }
-                    None => std::mem::take(&mut input),
-                };
-                let written = store_chunk(&mut dec, data, &mut stored, &mut upload, &mut ctx.cancel, stall).await?;
-                position += written;
-                ctx.progress.fetch_add(written, Ordering::Relaxed);
-            }
-            if dec.blocks.as_ref().is_some_and(BlockDecoder::is_done) {
-                break;
-            }
-            if dec.pages.as_ref().is_some_and(PageDecoder::is_done) && dec.blocks.is_none() {
-                break;
-            }
-        }
-        if let Some(ascii) = &mut dec.ascii {
-            stored.clear();
-            ascii.finish(&mut stored);
-            if !stored.is_empty() {
-                guarded(&mut ctx.cancel, stall, upload.write_all(&stored)).await?;
-            }
-        }
-        Ok(())
+    let identity = state.dec.is_identity();
+    let mut result = Ok(Received::Rest);
+    if identity && ctx.splice_uploads {
+        result = receive_spliced_first(&stream, &mut upload, &mut ctx).await;
     }
-    .await;
+    if matches!(result, Ok(Received::Rest)) {
+        // A plain binary upload may move to a thread of its own once it is
+        // past its first few MiB (see `receive_thread`).
+        let hand_off_at = (identity && stream.as_plain().is_some()).then_some(offset + receive_thread::MIN_BYTES);
+        result = receive_loop(&mut stream, &mut upload, &mut state, &mut ctx, hand_off_at).await;
+    }
+    if matches!(result, Ok(Received::Rest)) {
+        result = match receive_on_thread(&stream, upload, &mut ctx).await {
+            OnThread::Ended(returned, result) => {
+                upload = returned;
+                result.map(|()| Received::All)
+            }
+            // No thread: the runtime goes on.
+            OnThread::Refused(returned) => {
+                upload = returned;
+                receive_loop(&mut stream, &mut upload, &mut state, &mut ctx, None).await
+            }
+            OnThread::Lost => {
+                return TransferOutcome::failed(Reply::new(
+                    ReplyCode::LocalError,
+                    "Upload failed: the receiving thread ended without a result",
+                ))
+            }
+        };
+    }
+    let result = result.map(|_| ());
+    let marks_sent = state.marks_sent;
     match result {
         Ok(()) => match upload.commit().await {
             Ok(_) => {

@@ -14,10 +14,14 @@
 //! Writing a chunk, `write_all(&[u8])`, has two paths:
 //!
 //! - On a multi-threaded runtime (the server's), the chunk is written
-//!   straight from the caller's slice inside `block_in_place`: no copy and
-//!   no hand-over to another thread. The worker's other tasks move to
-//!   another thread meanwhile, so nothing else waits for the disk, and the
-//!   write reads the bytes from the CPU cache the socket read just filled.
+//!   straight from the caller's slice inside `block_in_place`: no copy.
+//!   The worker's other tasks move to another thread meanwhile, so nothing
+//!   else waits for the disk, and the write reads the bytes from the CPU
+//!   cache the socket read just filled. The hand-over has a price: the
+//!   caller's task goes on from the thread that wrote, so a long upload
+//!   wanders over the runtime's threads; the server therefore drives a
+//!   large upload from a thread of its own, where `block_in_place` (inside
+//!   `Handle::block_on`) costs nothing (`writes_locally`).
 //!   Overlapping the two instead (the current-thread path below, tried on
 //!   the server's runtime) measured twice the server's CPU, for reasons
 //!   not profiled further (an extra copy, hand-overs between threads, the
@@ -572,6 +576,10 @@ impl Upload for FsUpload {
             DirectIo::On { .. } => self.write_staged(data).await,
             _ => self.write_buffered(data).await,
         }
+    }
+
+    fn writes_locally(&self) -> bool {
+        true
     }
 
     fn direct_fd(&self) -> Option<RawFd> {

@@ -127,6 +127,17 @@ pub trait Upload: Send {
         self.abort().await
     }
 
+    /// Whether the upload's writes go to a local file, finishing without
+    /// waiting on the network or on other tasks (at most on the local
+    /// disk, or on a write the upload handed to the blocking pool). The
+    /// server may then receive a large upload on a thread of its own,
+    /// calling the upload's methods through the runtime's handle
+    /// (`Handle::block_on`). `false` (the default) keeps every call on the
+    /// runtime's workers.
+    fn writes_locally(&self) -> bool {
+        false
+    }
+
     /// Zero-copy uploads: a descriptor the server may splice(2) incoming
     /// bytes into, at its current file offset, instead of calling
     /// [`write_all`](Upload::write_all). `None` (the default) for backends

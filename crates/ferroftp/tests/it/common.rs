@@ -178,6 +178,28 @@ impl TestServer {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The server's threads named `name` (`/proc/<pid>/task/*/comm`).
+    pub fn threads_named(&self, name: &str) -> usize {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim() == name)
+            .count()
+    }
+
+    /// Waits up to 10 s for the server to have `want` threads named `name`.
+    pub fn wait_for_threads_named(&self, name: &str, want: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.threads_named(name) != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} {name} threads, expected {want}",
+                self.threads_named(name)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for TestServer {

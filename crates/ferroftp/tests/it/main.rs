@@ -13,6 +13,7 @@ mod ftps_suppaftp;
 mod ftps_users;
 mod ipv6;
 mod proxy_protocol;
+mod receive_threads;
 mod replies_data;
 mod replies_files;
 mod replies_limits;

@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{payload, RawClient, TestServer};
 use crate::replies_util::{connect_data, epsv_addr};
@@ -14,25 +14,14 @@ use crate::replies_util::{connect_data, epsv_addr};
 /// buffers to fill while the client is not reading.
 const LEN: usize = 24 << 20;
 
-/// The server's threads named for sending.
+const THREAD: &str = "ferroftp-send";
+
 fn send_threads(server: &TestServer) -> usize {
-    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim() == "ferroftp-send")
-        .count()
+    server.threads_named(THREAD)
 }
 
 fn wait_for_send_threads(server: &TestServer, want: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while send_threads(server) != want {
-        assert!(
-            Instant::now() < deadline,
-            "{} send threads, expected {want}",
-            send_threads(server)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_for_threads_named(THREAD, want);
 }
 
 /// A RETR started and its data connection open, nothing read yet.

@@ -82,6 +82,7 @@ impl Session {
             cancel: cancel_rx,
             protection: self.data_protection(matches!(job, Job::Stor { .. })),
             send_threads: Arc::clone(&self.shared.send_threads),
+            receive_threads: Arc::clone(&self.shared.receive_threads),
             sendfile_downloads: Arc::clone(&self.shared.sendfile_downloads),
         };
         let done = Exclusive::new(Box::pin(transfer::run(job, ctx)) as TransferFuture);
