@@ -109,29 +109,34 @@ impl SplicePipe {
     pub async fn fill_from(&self, stream: &TcpStream) -> io::Result<usize> {
         loop {
             stream.readable().await?;
-            let result = stream.try_io(Interest::READABLE, || {
-                // SAFETY: both descriptors are open; null offsets use (and
-                // do not apply to) the socket and pipe positions.
-                let n = unsafe {
-                    libc::splice(
-                        stream.as_raw_fd(),
-                        std::ptr::null_mut(),
-                        self.write.as_raw_fd(),
-                        std::ptr::null_mut(),
-                        self.capacity,
-                        libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
+            let result = stream.try_io(Interest::READABLE, || self.fill_from_fd(stream.as_raw_fd()));
             match result {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 other => return other,
             }
+        }
+    }
+
+    /// One non-blocking splice of what the socket `socket` has (up to the
+    /// pipe's capacity) into the empty pipe: the bytes moved, 0 at end of
+    /// stream, `WouldBlock` when the socket has nothing.
+    pub fn fill_from_fd(&self, socket: RawFd) -> io::Result<usize> {
+        // SAFETY: both descriptors are open; null offsets use (and do not
+        // apply to) the socket and pipe positions.
+        let n = unsafe {
+            libc::splice(
+                socket,
+                std::ptr::null_mut(),
+                self.write.as_raw_fd(),
+                std::ptr::null_mut(),
+                self.capacity,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
         }
     }
 

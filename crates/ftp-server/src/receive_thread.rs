@@ -15,6 +15,11 @@
 //! non-blocking read, a poll when the socket is empty, the upload's own
 //! write called through the runtime's handle.
 //!
+//! With `server.splice_uploads` the thread splices socket → pipe → file
+//! while the upload offers its descriptor, as the runtime's path does
+//! (`transfer::receive_spliced`): 0.16-0.20 s of server CPU per 512 MiB
+//! against 0.20-0.24 copied, in the same rounds.
+//!
 //! Only uploads whose writes go to a local file ([`Upload::writes_locally`]):
 //! they finish without waiting on anything the thread's `block_on` would
 //! have to wake it for, except the local disk's own writes behind it.
@@ -22,7 +27,7 @@
 //! none free stays on the runtime.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +38,7 @@ use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use crate::net::SplicePipe;
 use crate::transfer_thread::{dup, wait_ready, StopSignal, ThreadBudget, WaitError, STACK_SIZE};
 
 /// Uploads move to a thread once this much of them arrived on the runtime:
@@ -92,6 +98,7 @@ impl ThreadReceive {
         socket: &TcpStream,
         upload: Box<dyn Upload>,
         buffer_size: usize,
+        splice: Option<SplicePipe>,
         stall: Duration,
         progress: Arc<AtomicU64>,
     ) -> Result<ThreadReceive, Box<dyn Upload>> {
@@ -124,15 +131,14 @@ impl ThreadReceive {
                 let _entered = runtime.enter();
                 let mut buf = vec![0u8; buffer_size];
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    receive_all(
-                        &socket,
-                        upload.as_mut(),
-                        &mut buf,
-                        &runtime,
-                        &thread_stop,
+                    let receiver = Receiver {
+                        socket: &socket,
+                        runtime: &runtime,
+                        stop: &thread_stop,
                         stall,
-                        &progress,
-                    )
+                        progress: &progress,
+                    };
+                    receiver.receive_all(upload.as_mut(), &mut buf, splice.as_ref())
                 }))
                 .unwrap_or_else(|_| {
                     Err(ReceiveError::Storage(StorageError::new(
@@ -171,47 +177,83 @@ impl Drop for ThreadReceive {
     }
 }
 
-/// The thread's loop: reads on the non-blocking socket into the upload's
-/// buffer or `buf`, hands each read to the upload, and polls for data (or
-/// the stop signal) when the socket is empty. Ends at the client's end of
-/// data.
-fn receive_all(
-    socket: &OwnedFd,
-    upload: &mut dyn Upload,
-    buf: &mut [u8],
-    runtime: &Handle,
-    stop: &StopSignal,
+/// What the thread's loop works with.
+struct Receiver<'a> {
+    socket: &'a OwnedFd,
+    runtime: &'a Handle,
+    stop: &'a StopSignal,
     stall: Duration,
-    progress: &AtomicU64,
-) -> Result<(), ReceiveError> {
-    loop {
-        // A client that keeps the socket full never makes the thread poll:
-        // look for the signal between reads too.
-        if stop.is_raised() {
-            return Err(ReceiveError::Stopped);
-        }
-        let (read, into_upload) = match upload.buffer() {
-            Some(room) => (recv(socket, room), true),
-            None => (recv(socket, buf), false),
-        };
-        let n = match read {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait_ready(socket, libc::POLLIN, stop, stall)?;
-                continue;
+    progress: &'a AtomicU64,
+}
+
+impl Receiver<'_> {
+    /// The thread's loop: reads on the non-blocking socket into the
+    /// upload's buffer or `buf` and hands each read to the upload, or, with
+    /// `splice` (`server.splice_uploads`) while the upload offers its
+    /// descriptor, splices socket → pipe → file as `transfer` does on the
+    /// runtime. Polls for data (or the stop signal) when the socket is
+    /// empty. Ends at the client's end of data.
+    fn receive_all(
+        &self,
+        upload: &mut dyn Upload,
+        buf: &mut [u8],
+        splice: Option<&SplicePipe>,
+    ) -> Result<(), ReceiveError> {
+        loop {
+            // A client that keeps the socket full never makes the thread
+            // poll: look for the signal between reads too.
+            if self.stop.is_raised() {
+                return Err(ReceiveError::Stopped);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ReceiveError::Network(e)),
-        };
-        let stored = if into_upload {
-            runtime.block_on(upload.buffer_filled(n))
-        } else {
-            runtime.block_on(upload.write_all(&buf[..n]))
-        };
-        stored.map_err(ReceiveError::Storage)?;
-        progress.fetch_add(n as u64, Ordering::Relaxed);
+            // Taken before the batch: counting it may end the offer, and
+            // the batch in the pipe must still reach this file.
+            let (read, into) = match splice.zip(upload.direct_fd()) {
+                Some((pipe, fd)) => (pipe.fill_from_fd(self.socket.as_raw_fd()), ReadInto::Pipe(pipe, fd)),
+                None => match upload.buffer() {
+                    Some(room) => (recv(self.socket, room), ReadInto::UploadBuffer),
+                    None => (recv(self.socket, buf), ReadInto::Buf),
+                },
+            };
+            let n = match read {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_ready(self.socket, libc::POLLIN, self.stop, self.stall)?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ReceiveError::Network(e)),
+            };
+            match into {
+                ReadInto::Pipe(pipe, fd) => {
+                    upload.direct_reserve(n as u64).map_err(ReceiveError::Storage)?;
+                    if let Err(e) = pipe.drain_to(fd, n) {
+                        upload.direct_failed();
+                        return Err(ReceiveError::Storage(StorageError::from(e)));
+                    }
+                }
+                ReadInto::UploadBuffer => self
+                    .runtime
+                    .block_on(upload.buffer_filled(n))
+                    .map_err(ReceiveError::Storage)?,
+                ReadInto::Buf => self
+                    .runtime
+                    .block_on(upload.write_all(&buf[..n]))
+                    .map_err(ReceiveError::Storage)?,
+            }
+            self.progress.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
+}
+
+/// Where one read of the thread's loop went.
+enum ReadInto<'p> {
+    /// The splice pipe, to be drained into the file behind the descriptor.
+    Pipe(&'p SplicePipe, RawFd),
+    /// The upload's own buffer (`Upload::buffer`).
+    UploadBuffer,
+    /// The thread's buffer, for `Upload::write_all`.
+    Buf,
 }
 
 /// recv(2) on the non-blocking socket: up to `buf.len()` bytes, 0 at the
@@ -283,7 +325,7 @@ mod tests {
         stall: Duration,
     ) -> (ThreadReceive, Arc<AtomicU64>) {
         let progress = Arc::new(AtomicU64::new(0));
-        let receive = ThreadReceive::start(threads, server, upload, 64 << 10, stall, Arc::clone(&progress));
+        let receive = ThreadReceive::start(threads, server, upload, 64 << 10, None, stall, Arc::clone(&progress));
         (receive.ok().expect("a receive thread"), progress)
     }
 
@@ -301,7 +343,7 @@ mod tests {
         // The one thread is taken: a second upload comes back, not queued.
         let (other, _) = memory_upload(usize::MAX);
         let progress2 = Arc::new(AtomicU64::new(0));
-        assert!(ThreadReceive::start(&threads, &server, other, 4096, Duration::from_secs(1), progress2).is_err());
+        assert!(ThreadReceive::start(&threads, &server, other, 4096, None, Duration::from_secs(1), progress2).is_err());
         let bytes = pattern(6 << 20);
         let sent = bytes.clone();
         let writer = std::thread::spawn(move || {
@@ -330,7 +372,7 @@ mod tests {
             limit: usize::MAX,
         });
         let progress = Arc::new(AtomicU64::new(0));
-        assert!(ThreadReceive::start(&threads, &server, upload, 4096, Duration::from_secs(1), progress).is_err());
+        assert!(ThreadReceive::start(&threads, &server, upload, 4096, None, Duration::from_secs(1), progress).is_err());
         assert_eq!(threads.running(), 0);
     }
 

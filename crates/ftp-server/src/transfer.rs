@@ -600,23 +600,54 @@ enum Received {
     Rest,
 }
 
+/// An upload received on the runtime: spliced first with `splice` (see
+/// [`receive_spliced_first`]), then read and decoded ([`receive_loop`]);
+/// with `hand_off_at`, up to that position.
+async fn receive_on_runtime(
+    stream: &mut MaybeTls,
+    upload: &mut Box<dyn Upload>,
+    state: &mut Receiving,
+    ctx: &mut TransferContext,
+    splice: bool,
+    hand_off_at: Option<u64>,
+) -> Result<Received, Stop> {
+    if splice {
+        let spliced = receive_spliced_first(stream, upload, state, ctx, hand_off_at).await;
+        if !matches!(spliced, Ok(Received::Rest)) {
+            return spliced;
+        }
+    }
+    receive_loop(stream, upload, state, ctx, hand_off_at).await
+}
+
 /// A plain binary upload to a local file, spliced while the upload offers
-/// its descriptor (`server.splice_uploads`, see [`receive_spliced`]).
+/// its descriptor (`server.splice_uploads`, see [`receive_spliced`]) and,
+/// with `hand_off_at`, until its position reaches it.
 async fn receive_spliced_first(
     stream: &MaybeTls,
     upload: &mut Box<dyn Upload>,
+    state: &mut Receiving,
     ctx: &mut TransferContext,
+    hand_off_at: Option<u64>,
 ) -> Result<Received, Stop> {
     let (Some(tcp), Some(_)) = (stream.as_plain(), upload.direct_fd()) else {
         return Ok(Received::Rest);
     };
-    let Ok(pipe) = net::SplicePipe::new(ctx.buffer_size.max(SPLICE_PIPE_SIZE)) else {
+    let Some(pipe) = splice_pipe(ctx) else {
         return Ok(Received::Rest);
     };
-    Ok(match receive_spliced(tcp, upload, &pipe, ctx).await? {
+    let until = hand_off_at.map(|at| at.saturating_sub(state.position));
+    let (spliced, moved) = receive_spliced(tcp, upload, &pipe, ctx, until).await;
+    state.position += moved;
+    Ok(match spliced? {
         Spliced::All => Received::All,
         Spliced::HandedOver => Received::Rest,
     })
+}
+
+/// The pipe of a spliced upload, `None` if the system has none to give.
+fn splice_pipe(ctx: &TransferContext) -> Option<net::SplicePipe> {
+    net::SplicePipe::new(ctx.buffer_size.max(SPLICE_PIPE_SIZE)).ok()
 }
 
 /// Reads, decodes and stores on the runtime until the end of the data, or,
@@ -727,11 +758,13 @@ async fn receive_on_thread(stream: &MaybeTls, upload: Box<dyn Upload>, ctx: &mut
         return OnThread::Refused(upload);
     };
     let progress = Arc::clone(&ctx.progress);
+    let pipe = if ctx.splice_uploads { splice_pipe(ctx) } else { None };
     let started = ThreadReceive::start(
         &ctx.receive_threads,
         tcp,
         upload,
         ctx.buffer_size,
+        pipe,
         ctx.stall_timeout,
         progress,
     );
@@ -779,16 +812,11 @@ async fn receive_file(
         marks_sent: 0,
     };
     let identity = state.dec.is_identity();
-    let mut result = Ok(Received::Rest);
-    if identity && ctx.splice_uploads {
-        result = receive_spliced_first(&stream, &mut upload, &mut ctx).await;
-    }
-    if matches!(result, Ok(Received::Rest)) {
-        // A plain binary upload may move to a thread of its own once it is
-        // past its first few MiB (see `receive_thread`).
-        let hand_off_at = (identity && stream.as_plain().is_some()).then_some(offset + receive_thread::MIN_BYTES);
-        result = receive_loop(&mut stream, &mut upload, &mut state, &mut ctx, hand_off_at).await;
-    }
+    let splice = identity && ctx.splice_uploads;
+    // A plain binary upload may move to a thread of its own once it is past
+    // its first few MiB (see `receive_thread`).
+    let hand_off_at = (identity && stream.as_plain().is_some()).then_some(offset + receive_thread::MIN_BYTES);
+    let mut result = receive_on_runtime(&mut stream, &mut upload, &mut state, &mut ctx, splice, hand_off_at).await;
     if matches!(result, Ok(Received::Rest)) {
         result = match receive_on_thread(&stream, upload, &mut ctx).await {
             OnThread::Ended(returned, result) => {
@@ -798,7 +826,7 @@ async fn receive_file(
             // No thread: the runtime goes on.
             OnThread::Refused(returned) => {
                 upload = returned;
-                receive_loop(&mut stream, &mut upload, &mut state, &mut ctx, None).await
+                receive_on_runtime(&mut stream, &mut upload, &mut state, &mut ctx, splice, None).await
             }
             OnThread::Lost => {
                 return TransferOutcome::failed(Reply::new(
@@ -862,8 +890,9 @@ enum Spliced {
     /// To the end of the data.
     All,
     /// Until the upload stopped offering a descriptor (a local file about
-    /// to be written past the page cache): the rest goes through
-    /// `write_all`. Nothing is left in the pipe.
+    /// to be written past the page cache), or to the point where the upload
+    /// moves to a thread of its own: the rest goes on from there. Nothing
+    /// is left in the pipe.
     HandedOver,
 }
 
@@ -887,27 +916,37 @@ async fn receive_spliced(
     upload: &mut Box<dyn Upload>,
     pipe: &net::SplicePipe,
     ctx: &mut TransferContext,
-) -> Result<Spliced, Stop> {
+    until: Option<u64>,
+) -> (Result<Spliced, Stop>, u64) {
     let stall = ctx.stall_timeout;
-    loop {
-        // Taken before the batch: counting it may end the offer, and the
-        // batch in the pipe must still reach this file.
-        let Some(fd) = upload.direct_fd() else {
-            return Ok(Spliced::HandedOver);
-        };
-        let n = guarded(&mut ctx.cancel, stall, pipe.fill_from(tcp)).await?;
-        if n == 0 {
-            return Ok(Spliced::All);
+    let mut moved = 0u64;
+    let result = async {
+        loop {
+            if until.is_some_and(|until| moved >= until) {
+                return Ok(Spliced::HandedOver);
+            }
+            // Taken before the batch: counting it may end the offer, and the
+            // batch in the pipe must still reach this file.
+            let Some(fd) = upload.direct_fd() else {
+                return Ok(Spliced::HandedOver);
+            };
+            let n = guarded(&mut ctx.cancel, stall, pipe.fill_from(tcp)).await?;
+            if n == 0 {
+                return Ok(Spliced::All);
+            }
+            upload.direct_reserve(n as u64).map_err(Stop::Storage)?;
+            // A disk write, like `write_all`'s: the worker's other tasks move
+            // to another thread meanwhile.
+            if let Err(e) = tokio::task::block_in_place(|| pipe.drain_to(fd, n)) {
+                upload.direct_failed();
+                return Err(Stop::Storage(StorageError::from(e)));
+            }
+            moved += n as u64;
+            ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
         }
-        upload.direct_reserve(n as u64).map_err(Stop::Storage)?;
-        // A disk write, like `write_all`'s: the worker's other tasks move
-        // to another thread meanwhile.
-        if let Err(e) = tokio::task::block_in_place(|| pipe.drain_to(fd, n)) {
-            upload.direct_failed();
-            return Err(Stop::Storage(StorageError::from(e)));
-        }
-        ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
     }
+    .await;
+    (result, moved)
 }
 
 async fn store_chunk(

@@ -191,3 +191,35 @@ fn with_receive_threads_0_the_runtime_receives_everything() {
     assert_eq!(finish_upload(&mut c, data, &bytes, 8 << 20), 226);
     assert!(server.read("big") == bytes);
 }
+
+/// With `server.splice_uploads` the thread goes on splicing (socket → pipe
+/// → file, each batch counted first): the bytes land whole, and a quota
+/// crossed there still answers 552 and leaves nothing.
+#[test]
+fn a_spliced_upload_goes_on_splicing_on_the_thread() {
+    let (server, _users) = server_with_users(
+        &[
+            ("s", &["--home", "/s"]),
+            ("q", &["--home", "/q", "--quota-bytes", "12M"]),
+        ],
+        "[server]\nsplice_uploads = true\n",
+    );
+    let bytes = payload(LEN, 32);
+    let mut c = login_as(&server, "s");
+    let data = start_upload(&mut c, "STOR spliced", &bytes, 6 << 20);
+    wait_for_receive_threads(&server, 1);
+    assert_eq!(finish_upload(&mut c, data, &bytes, 6 << 20), 226);
+    assert!(server.read("s/spliced") == bytes, "the spliced upload differs");
+
+    let mut q = login_as(&server, "q");
+    let data = start_upload(&mut q, "STOR big", &bytes, 6 << 20);
+    wait_for_receive_threads(&server, 1);
+    let r = finish_cut_upload(&mut q, data, &bytes, 6 << 20);
+    assert_eq!(r.code, 552, "{r:?}");
+    wait_for_receive_threads(&server, 0);
+    assert!(
+        names_in(&server.path("q")).is_empty(),
+        "{:?}",
+        names_in(&server.path("q"))
+    );
+}
