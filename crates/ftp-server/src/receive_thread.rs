@@ -20,6 +20,10 @@
 //! (`transfer::receive_spliced`): 0.16-0.20 s of server CPU per 512 MiB
 //! against 0.20-0.24 copied, in the same rounds.
 //!
+//! The stall timeout counts, as on the runtime, from the last data the
+//! socket gave; a write to a disk that hangs holds the thread (and the
+//! upload) as it would hold the runtime's blocking write.
+//!
 //! Only uploads whose writes go to a local file ([`Upload::writes_locally`]):
 //! they finish without waiting on anything the thread's `block_on` would
 //! have to wake it for, except the local disk's own writes behind it.
@@ -282,9 +286,17 @@ mod tests {
 
     /// An upload into memory, refusing writes past `limit` as a quota would.
     struct MemoryUpload {
-        stored: Arc<Mutex<Vec<u8>>>,
+        stored: Stored,
         local: bool,
         limit: usize,
+        /// Set when the upload is dropped.
+        dropped: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Drop for MemoryUpload {
+        fn drop(&mut self) {
+            self.dropped.store(true, Ordering::Release);
+        }
     }
 
     #[async_trait]
@@ -308,14 +320,25 @@ mod tests {
         }
     }
 
-    fn memory_upload(limit: usize) -> (Box<dyn Upload>, Arc<Mutex<Vec<u8>>>) {
+    fn memory_upload(limit: usize) -> (Box<dyn Upload>, Stored) {
+        let (upload, stored, _) = watched_upload(limit);
+        (upload, stored)
+    }
+
+    /// What a [`MemoryUpload`] stored, shared with the test.
+    type Stored = Arc<Mutex<Vec<u8>>>;
+
+    /// A memory upload and the flag its drop sets.
+    fn watched_upload(limit: usize) -> (Box<dyn Upload>, Stored, Arc<std::sync::atomic::AtomicBool>) {
         let stored = Arc::new(Mutex::new(Vec::new()));
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let upload = MemoryUpload {
             stored: Arc::clone(&stored),
             local: true,
             limit,
+            dropped: Arc::clone(&dropped),
         };
-        (Box::new(upload), stored)
+        (Box::new(upload), stored, dropped)
     }
 
     fn start(
@@ -370,6 +393,7 @@ mod tests {
             stored: Arc::default(),
             local: false,
             limit: usize::MAX,
+            dropped: Arc::default(),
         });
         let progress = Arc::new(AtomicU64::new(0));
         assert!(ThreadReceive::start(&threads, &server, upload, 4096, None, Duration::from_secs(1), progress).is_err());
@@ -398,6 +422,31 @@ mod tests {
         writer.join().unwrap();
     }
 
+    /// Stops a receive, which must end at once with `Stopped`.
+    async fn stop_at_once(receive: ThreadReceive) {
+        let received = tokio::time::timeout(Duration::from_secs(5), receive.stop())
+            .await
+            .expect("stop returns at once")
+            .expect("the upload comes back");
+        assert!(
+            matches!(received.result, Err(ReceiveError::Stopped)),
+            "{:?}",
+            received.result
+        );
+    }
+
+    /// A stall past what `Instant` can count to never passes (the
+    /// configuration takes any number of seconds); the stop still works.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_endless_stall_timeout_waits_for_the_stop() {
+        let threads = ReceiveThreads::new(4);
+        let (server, _client) = pair().await;
+        let (upload, _) = memory_upload(usize::MAX);
+        let (receive, _) = start(&threads, &server, upload, Duration::from_secs(u64::MAX));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop_at_once(receive).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_client_that_stops_sending_stalls_it() {
         let threads = ReceiveThreads::new(4);
@@ -422,21 +471,18 @@ mod tests {
         let (server, _client) = pair().await;
         let (upload, _) = memory_upload(usize::MAX);
         let (receive, _) = start(&threads, &server, upload, Duration::from_secs(600));
-        let received = tokio::time::timeout(Duration::from_secs(5), receive.stop())
-            .await
-            .expect("stop returns at once")
-            .expect("the upload comes back");
-        assert!(
-            matches!(received.result, Err(ReceiveError::Stopped)),
-            "{:?}",
-            received.result
-        );
+        stop_at_once(receive).await;
         assert_eq!(threads.running(), 0);
-        let (upload, _) = memory_upload(usize::MAX);
+        // Dropped (the session gone): the thread ends and drops the upload,
+        // whose own drop cleans up.
+        let (upload, _, dropped) = watched_upload(usize::MAX);
         drop(start(&threads, &server, upload, Duration::from_secs(600)));
         let deadline = Instant::now() + Duration::from_secs(5);
-        while threads.running() != 0 {
-            assert!(Instant::now() < deadline, "a dropped receive's thread did not end");
+        while threads.running() != 0 || !dropped.load(Ordering::Acquire) {
+            assert!(
+                Instant::now() < deadline,
+                "a dropped receive's thread did not end and drop the upload"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

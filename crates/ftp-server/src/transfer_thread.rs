@@ -72,17 +72,18 @@ pub(crate) enum WaitError {
 }
 
 /// Waits until `socket` is ready for `events` (`POLLIN` or `POLLOUT`), or
-/// has an error to report, `stop` is raised, or `stall` passes.
+/// has an error to report, `stop` is raised, or `stall` passes (a stall
+/// too long to count from now, as the configuration allows, never passes).
 pub(crate) fn wait_ready(
     socket: &OwnedFd,
     events: libc::c_short,
     stop: &StopSignal,
     stall: Duration,
 ) -> Result<(), WaitError> {
-    let deadline = Instant::now() + stall;
+    let deadline = Instant::now().checked_add(stall);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) {
             return Err(WaitError::Stalled);
         }
         let mut fds = [
@@ -98,8 +99,10 @@ pub(crate) fn wait_ready(
             },
         ];
         // Rounded up, so that the last poll does not spin on a remainder
-        // under a millisecond.
-        let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as libc::c_int;
+        // under a millisecond; -1 waits without a limit.
+        let ms = left.map_or(-1, |left| {
+            left.as_millis().saturating_add(1).min(i32::MAX as u128) as libc::c_int
+        });
         // SAFETY: `fds` is an array of two initialised pollfds.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
         if ready < 0 {

@@ -105,6 +105,51 @@ fn a_stalled_threaded_upload_426_and_no_file() {
     thread_gone_and_no_file(&server, &mut c);
 }
 
+/// The client closes its control connection while the thread waits for
+/// data: the session ends, the thread with it, and no file is left.
+#[test]
+fn a_closed_control_connection_ends_the_thread_and_leaves_no_file() {
+    let server = TestServer::start(&[]);
+    let bytes = payload(LEN, 33);
+    let mut c = server.login();
+    let data = start_upload(&mut c, "STOR gone", &bytes, 8 << 20);
+    wait_for_receive_threads(&server, 1);
+    drop(c);
+    wait_for_receive_threads(&server, 0);
+    drop(data);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !names_in(&server.path("")).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: {:?}",
+            names_in(&server.path(""))
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// STAT while the thread receives counts what it stored.
+#[test]
+fn stat_counts_the_threads_bytes() {
+    let server = TestServer::start(&[]);
+    let bytes = payload(LEN, 34);
+    let mut c = server.login();
+    let mut data = start_upload(&mut c, "STOR counted", &bytes, 8 << 20);
+    wait_for_receive_threads(&server, 1);
+    data.write_all(&bytes[8 << 20..12 << 20]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.expect("STAT", 213);
+        if r.text.contains(&format!("{} bytes so far", 12 << 20)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(finish_upload(&mut c, data, &bytes, 12 << 20), 226);
+    assert!(server.read("counted") == bytes);
+}
+
 /// APPE and REST + STOR write in place from the thread too.
 #[test]
 fn appe_and_rest_stor_on_the_thread() {
