@@ -132,7 +132,7 @@ impl ThreadReceive {
                 };
                 // The runtime's context for the whole thread: the upload's
                 // own calls (and its drop, if the session is gone) find it.
-                let _entered = runtime.enter();
+                let entered = runtime.enter();
                 let mut buf = vec![0u8; buffer_size];
                 let result = catch_unwind(AssertUnwindSafe(|| {
                     let receiver = Receiver {
@@ -153,7 +153,15 @@ impl ThreadReceive {
                 // Close the copy before saying so: once the transfer hears
                 // the end, the connection is its own again.
                 drop((socket, slot));
-                let _ = tx.send(Received { upload, result });
+                if let Err(unsent) = tx.send(Received { upload, result }) {
+                    // The transfer is gone (the session ended, or the server
+                    // is stopping): the upload's drop cleans up. Outside the
+                    // runtime's context that clean-up runs here, on a thread
+                    // that may block, instead of on a blocking pool that may
+                    // be shutting down.
+                    drop(entered);
+                    drop(unsent);
+                }
             });
         if spawned.is_err() {
             let upload = cell.lock().unwrap_or_else(|e| e.into_inner()).take();
