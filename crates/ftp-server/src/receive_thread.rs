@@ -84,7 +84,8 @@ pub(crate) struct Received {
 }
 
 /// An upload running on its own thread. Dropping it tells the thread to
-/// stop; the thread then drops the upload (which aborts it).
+/// stop; the thread then drops the upload, whose drop cleans up as any
+/// dropped upload's does.
 pub(crate) struct ThreadReceive {
     stop: Arc<StopSignal>,
     done: oneshot::Receiver<Received>,
@@ -93,7 +94,8 @@ pub(crate) struct ThreadReceive {
 impl ThreadReceive {
     /// Receives the rest of `socket`'s data into `upload` on a thread,
     /// reading through a buffer of `buffer_size` bytes where the upload has
-    /// no buffer of its own.
+    /// no buffer of its own; with `splice` (`server.splice_uploads`) it
+    /// splices through that pipe while the upload offers its descriptor.
     /// The upload comes back as `Err` when it does not write locally, every
     /// thread is taken or none could be started: the caller goes on with it.
     /// `progress` counts the bytes stored (for STAT).
@@ -130,8 +132,8 @@ impl ThreadReceive {
                 let Some(mut upload) = thread_cell.lock().unwrap_or_else(|e| e.into_inner()).take() else {
                     return;
                 };
-                // The runtime's context for the whole thread: the upload's
-                // own calls (and its drop, if the session is gone) find it.
+                // The runtime's context while the thread receives: the
+                // upload's own calls find it.
                 let entered = runtime.enter();
                 let mut buf = vec![0u8; buffer_size];
                 let result = catch_unwind(AssertUnwindSafe(|| {
