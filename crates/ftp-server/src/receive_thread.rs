@@ -94,8 +94,10 @@ pub(crate) struct ThreadReceive {
 impl ThreadReceive {
     /// Receives the rest of `socket`'s data into `upload` on a thread,
     /// reading through a buffer of `buffer_size` bytes where the upload has
-    /// no buffer of its own; with `splice` (`server.splice_uploads`) it
-    /// splices through that pipe while the upload offers its descriptor.
+    /// no buffer of its own; with `splice_pipe` (`server.splice_uploads`,
+    /// the pipe's size) it splices through a pipe of its own while the
+    /// upload offers its descriptor (the pipe is made only if it offers one
+    /// now).
     /// The upload comes back as `Err` when it does not write locally, every
     /// thread is taken or none could be started: the caller goes on with it.
     /// `progress` counts the bytes stored (for STAT).
@@ -104,7 +106,7 @@ impl ThreadReceive {
         socket: &TcpStream,
         upload: Box<dyn Upload>,
         buffer_size: usize,
-        splice: Option<SplicePipe>,
+        splice_pipe: Option<usize>,
         stall: Duration,
         progress: Arc<AtomicU64>,
     ) -> Result<ThreadReceive, Box<dyn Upload>> {
@@ -118,6 +120,9 @@ impl ThreadReceive {
         else {
             return Err(upload);
         };
+        let splice = splice_pipe
+            .filter(|_| upload.direct_fd().is_some())
+            .and_then(|size| SplicePipe::new(size).ok());
         let stop = Arc::new(stop);
         let (tx, done) = oneshot::channel();
         let thread_stop = Arc::clone(&stop);
@@ -160,7 +165,9 @@ impl ThreadReceive {
                     // is stopping): the upload's drop cleans up. Outside the
                     // runtime's context that clean-up runs here, on a thread
                     // that may block, instead of on a blocking pool that may
-                    // be shutting down.
+                    // be shutting down. (A transfer dropped just after the
+                    // send drops the upload on the runtime, as an upload
+                    // received there is dropped.)
                     drop(entered);
                     drop(unsent);
                 }

@@ -647,7 +647,11 @@ async fn receive_spliced_first(
 
 /// The pipe of a spliced upload, `None` if the system has none to give.
 fn splice_pipe(ctx: &TransferContext) -> Option<net::SplicePipe> {
-    net::SplicePipe::new(ctx.buffer_size.max(SPLICE_PIPE_SIZE)).ok()
+    net::SplicePipe::new(splice_pipe_size(ctx)).ok()
+}
+
+fn splice_pipe_size(ctx: &TransferContext) -> usize {
+    ctx.buffer_size.max(SPLICE_PIPE_SIZE)
 }
 
 /// Reads, decodes and stores on the runtime until the end of the data, or,
@@ -758,7 +762,7 @@ async fn receive_on_thread(stream: &MaybeTls, upload: Box<dyn Upload>, ctx: &mut
         return OnThread::Refused(upload);
     };
     let progress = Arc::clone(&ctx.progress);
-    let pipe = if ctx.splice_uploads { splice_pipe(ctx) } else { None };
+    let pipe = ctx.splice_uploads.then(|| splice_pipe_size(ctx));
     let started = ThreadReceive::start(
         &ctx.receive_threads,
         tcp,
@@ -815,7 +819,8 @@ async fn receive_file(
     let splice = identity && ctx.splice_uploads;
     // A plain binary upload may move to a thread of its own once it is past
     // its first few MiB (see `receive_thread`).
-    let hand_off_at = (identity && stream.as_plain().is_some()).then_some(offset + receive_thread::MIN_BYTES);
+    let threadable = identity && stream.as_plain().is_some() && ctx.receive_threads.allows_any();
+    let hand_off_at = threadable.then_some(offset + receive_thread::MIN_BYTES);
     let mut result = receive_on_runtime(&mut stream, &mut upload, &mut state, &mut ctx, splice, hand_off_at).await;
     if matches!(result, Ok(Received::Rest)) {
         result = match receive_on_thread(&stream, upload, &mut ctx).await {

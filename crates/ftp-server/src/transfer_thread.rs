@@ -35,6 +35,11 @@ impl ThreadBudget {
         })
     }
 
+    /// Whether the cap lets any thread run at all (0 turns them off).
+    pub fn allows_any(&self) -> bool {
+        self.limit > 0
+    }
+
     /// Threads running now.
     #[cfg(test)]
     pub fn running(&self) -> usize {

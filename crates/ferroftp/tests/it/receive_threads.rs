@@ -237,9 +237,20 @@ fn with_receive_threads_0_the_runtime_receives_everything() {
     assert!(server.read("big") == bytes);
 }
 
+/// The server's open pipes (`/proc/<pid>/fd`): a spliced upload's pipe
+/// is a pair.
+fn pipes(server: &TestServer) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("pipe:"))
+        .count()
+}
+
 /// With `server.splice_uploads` the thread goes on splicing (socket → pipe
-/// → file, each batch counted first): the bytes land whole, and a quota
-/// crossed there still answers 552 and leaves nothing.
+/// → file, each batch counted first; direct I/O off, so the whole upload
+/// is spliced): the thread holds a pipe of its own, the bytes land whole,
+/// and a quota crossed by a spliced batch answers 552 and leaves nothing.
 #[test]
 fn a_spliced_upload_goes_on_splicing_on_the_thread() {
     let (server, _users) = server_with_users(
@@ -247,18 +258,30 @@ fn a_spliced_upload_goes_on_splicing_on_the_thread() {
             ("s", &["--home", "/s"]),
             ("q", &["--home", "/q", "--quota-bytes", "12M"]),
         ],
-        "[server]\nsplice_uploads = true\n",
+        "[server]\nsplice_uploads = true\n[storage]\nupload_direct_io_after = 0\n",
     );
+    let idle_pipes = pipes(&server);
     let bytes = payload(LEN, 32);
     let mut c = login_as(&server, "s");
     let data = start_upload(&mut c, "STOR spliced", &bytes, 6 << 20);
     wait_for_receive_threads(&server, 1);
+    assert_eq!(
+        pipes(&server),
+        idle_pipes + 2,
+        "the receive thread splices through no pipe"
+    );
     assert_eq!(finish_upload(&mut c, data, &bytes, 6 << 20), 226);
     assert!(server.read("s/spliced") == bytes, "the spliced upload differs");
+    wait_for_receive_threads(&server, 0);
 
     let mut q = login_as(&server, "q");
     let data = start_upload(&mut q, "STOR big", &bytes, 6 << 20);
     wait_for_receive_threads(&server, 1);
+    assert_eq!(
+        pipes(&server),
+        idle_pipes + 2,
+        "the receive thread splices through no pipe"
+    );
     let r = finish_cut_upload(&mut q, data, &bytes, 6 << 20);
     assert_eq!(r.code, 552, "{r:?}");
     wait_for_receive_threads(&server, 0);
