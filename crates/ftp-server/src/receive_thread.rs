@@ -126,15 +126,14 @@ impl ThreadReceive {
         let stop = Arc::new(stop);
         let (tx, done) = oneshot::channel();
         let thread_stop = Arc::clone(&stop);
-        // The upload moves into the thread only once it is sure to start;
-        // until then it waits in this cell, where a failed spawn leaves it.
-        let cell = Arc::new(std::sync::Mutex::new(Some(upload)));
-        let thread_cell = Arc::clone(&cell);
+        // The upload is handed over once the thread runs, so that a failed
+        // spawn leaves it here.
+        let (hand, handed) = std::sync::mpsc::sync_channel::<Box<dyn Upload>>(1);
         let spawned = std::thread::Builder::new()
             .name("ferroftp-recv".into())
             .stack_size(STACK_SIZE)
             .spawn(move || {
-                let Some(mut upload) = thread_cell.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+                let Ok(mut upload) = handed.recv() else {
                     return;
                 };
                 // The runtime's context while the thread receives: the
@@ -173,8 +172,12 @@ impl ThreadReceive {
                 }
             });
         if spawned.is_err() {
-            let upload = cell.lock().unwrap_or_else(|e| e.into_inner()).take();
-            return Err(upload.expect("a thread that never started left the upload in its cell"));
+            return Err(upload);
+        }
+        // The thread takes it first thing; the send fails only if the
+        // thread is already gone.
+        if let Err(std::sync::mpsc::SendError(upload)) = hand.send(upload) {
+            return Err(upload);
         }
         Ok(ThreadReceive { stop, done })
     }

@@ -209,6 +209,17 @@ impl From<SendError> for Stop {
     }
 }
 
+impl From<ReceiveError> for Stop {
+    fn from(e: ReceiveError) -> Self {
+        match e {
+            ReceiveError::Stalled => Stop::Stalled,
+            ReceiveError::Stopped => Stop::Cancelled,
+            ReceiveError::Network(e) => Stop::Network(e),
+            ReceiveError::Storage(e) => Stop::Storage(e),
+        }
+    }
+}
+
 /// Lets [`guarded`] take both network and storage futures.
 struct StopCause(Stop);
 
@@ -636,13 +647,7 @@ async fn receive_spliced_first(
     let Some(pipe) = splice_pipe(ctx) else {
         return Ok(Received::Rest);
     };
-    let until = hand_off_at.map(|at| at.saturating_sub(state.position));
-    let (spliced, moved) = receive_spliced(tcp, upload, &pipe, ctx, until).await;
-    state.position += moved;
-    Ok(match spliced? {
-        Spliced::All => Received::All,
-        Spliced::HandedOver => Received::Rest,
-    })
+    receive_spliced(tcp, upload, &pipe, ctx, &mut state.position, hand_off_at).await
 }
 
 /// The pipe of a spliced upload, `None` if the system has none to give.
@@ -664,6 +669,10 @@ async fn receive_loop(
     ctx: &mut TransferContext,
     hand_off_at: Option<u64>,
 ) -> Result<Received, Stop> {
+    // Already there (the splice stage got there): no buffers to make.
+    if hand_off_at.is_some_and(|at| state.position >= at) {
+        return Ok(Received::Rest);
+    }
     let stall = ctx.stall_timeout;
     let identity = state.dec.is_identity();
     let dec = &mut state.dec;
@@ -790,11 +799,7 @@ async fn receive_on_thread(stream: &MaybeTls, upload: Box<dyn Upload>, ctx: &mut
     };
     let result = match received.result {
         _ if cancelled => Err(Stop::Cancelled),
-        Ok(()) => Ok(()),
-        Err(ReceiveError::Stalled) => Err(Stop::Stalled),
-        Err(ReceiveError::Stopped) => Err(Stop::Cancelled),
-        Err(ReceiveError::Network(e)) => Err(Stop::Network(e)),
-        Err(ReceiveError::Storage(e)) => Err(Stop::Storage(e)),
+        result => result.map_err(Stop::from),
     };
     OnThread::Ended(received.upload, result)
 }
@@ -884,28 +889,19 @@ async fn receive_file(
     }
 }
 
-/// Runs one chunk of wire data through the page and ASCII decoders and
-/// writes the result; returns the bytes stored.
 /// The pipe of a zero-copy upload: 1 MiB, Linux's default `pipe-max-size`.
 const SPLICE_PIPE_SIZE: usize = 1 << 20;
-
-/// How far a zero-copy upload went.
-#[derive(Debug, PartialEq, Eq)]
-enum Spliced {
-    /// To the end of the data.
-    All,
-    /// Until the upload stopped offering a descriptor (a local file about
-    /// to be written past the page cache), or to the point where the upload
-    /// moves to a thread of its own: the rest goes on from there. Nothing
-    /// is left in the pipe.
-    HandedOver,
-}
 
 /// A plain binary MODE S upload to a local file: socket → pipe → file with
 /// splice(2), so the bytes never cross into user space (the counterpart of
 /// sendfile for RETR); the page cache copy is the only one left. The
 /// upload counts (and may refuse: quotas) each batch before it is written,
-/// and is asked for its descriptor before each batch.
+/// and is asked for its descriptor before each batch. `position` advances
+/// by each batch written; with `hand_off_at` the splicing stops there.
+/// [`Received::Rest`] when it stopped before the end of the data: at
+/// `hand_off_at`, or when the upload stopped offering a descriptor (a
+/// local file about to be written past the page cache); nothing is left
+/// in the pipe then.
 ///
 /// Only with `server.splice_uploads`. A spliced write moves up to the
 /// pipe's 1 MiB at a time into the page cache, which then takes large
@@ -921,39 +917,37 @@ async fn receive_spliced(
     upload: &mut Box<dyn Upload>,
     pipe: &net::SplicePipe,
     ctx: &mut TransferContext,
-    until: Option<u64>,
-) -> (Result<Spliced, Stop>, u64) {
+    position: &mut u64,
+    hand_off_at: Option<u64>,
+) -> Result<Received, Stop> {
     let stall = ctx.stall_timeout;
-    let mut moved = 0u64;
-    let result = async {
-        loop {
-            if until.is_some_and(|until| moved >= until) {
-                return Ok(Spliced::HandedOver);
-            }
-            // Taken before the batch: counting it may end the offer, and the
-            // batch in the pipe must still reach this file.
-            let Some(fd) = upload.direct_fd() else {
-                return Ok(Spliced::HandedOver);
-            };
-            let n = guarded(&mut ctx.cancel, stall, pipe.fill_from(tcp)).await?;
-            if n == 0 {
-                return Ok(Spliced::All);
-            }
-            upload.direct_reserve(n as u64).map_err(Stop::Storage)?;
-            // A disk write, like `write_all`'s: the worker's other tasks move
-            // to another thread meanwhile.
-            if let Err(e) = tokio::task::block_in_place(|| pipe.drain_to(fd, n)) {
-                upload.direct_failed();
-                return Err(Stop::Storage(StorageError::from(e)));
-            }
-            moved += n as u64;
-            ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+    loop {
+        if hand_off_at.is_some_and(|at| *position >= at) {
+            return Ok(Received::Rest);
         }
+        // Taken before the batch: counting it may end the offer, and the
+        // batch in the pipe must still reach this file.
+        let Some(fd) = upload.direct_fd() else {
+            return Ok(Received::Rest);
+        };
+        let n = guarded(&mut ctx.cancel, stall, pipe.fill_from(tcp)).await?;
+        if n == 0 {
+            return Ok(Received::All);
+        }
+        upload.direct_reserve(n as u64).map_err(Stop::Storage)?;
+        // A disk write, like `write_all`'s: the worker's other tasks move
+        // to another thread meanwhile.
+        if let Err(e) = tokio::task::block_in_place(|| pipe.drain_to(fd, n)) {
+            upload.direct_failed();
+            return Err(Stop::Storage(StorageError::from(e)));
+        }
+        *position += n as u64;
+        ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
     }
-    .await;
-    (result, moved)
 }
 
+/// Runs one chunk of wire data through the page and ASCII decoders and
+/// writes the result; returns the bytes stored.
 async fn store_chunk(
     dec: &mut ReceiveDecoder,
     mut data: &[u8],

@@ -36,6 +36,13 @@ fn start_upload(c: &mut RawClient, line: &str, bytes: &[u8], first: usize) -> Tc
     data
 }
 
+/// [`start_upload`], and waits for the upload to move to its thread.
+fn start_threaded_upload(server: &TestServer, c: &mut RawClient, line: &str, bytes: &[u8], first: usize) -> TcpStream {
+    let data = start_upload(c, line, bytes, first);
+    wait_for_receive_threads(server, 1);
+    data
+}
+
 /// Sends the rest from `from` and ends the data; the final reply.
 fn finish_upload(c: &mut RawClient, mut data: TcpStream, bytes: &[u8], from: usize) -> u16 {
     data.write_all(&bytes[from..]).unwrap();
@@ -48,8 +55,7 @@ fn a_large_upload_takes_a_receive_thread_while_one_is_free() {
     let server = TestServer::start_with_config("[server]\nreceive_threads = 1\n", &[]);
     let (one, two, three) = (payload(LEN, 21), payload(LEN, 22), payload(LEN, 23));
     let mut first = server.login();
-    let first_data = start_upload(&mut first, "STOR one", &one, 8 << 20);
-    wait_for_receive_threads(&server, 1);
+    let first_data = start_threaded_upload(&server, &mut first, "STOR one", &one, 8 << 20);
     // The cap is taken: the second upload stays on the runtime.
     let mut second = server.login();
     let second_data = start_upload(&mut second, "STOR two", &two, 8 << 20);
@@ -84,8 +90,7 @@ fn abor_ends_the_thread_and_leaves_no_file() {
     let server = TestServer::start(&[]);
     let bytes = payload(LEN, 24);
     let mut c = server.login();
-    let data = start_upload(&mut c, "STOR cut", &bytes, 8 << 20);
-    wait_for_receive_threads(&server, 1);
+    let data = start_threaded_upload(&server, &mut c, "STOR cut", &bytes, 8 << 20);
     c.expect("ABOR", 426);
     c.expect_reply(226);
     drop(data);
@@ -98,8 +103,7 @@ fn a_stalled_threaded_upload_426_and_no_file() {
     let server = TestServer::start_with_config("[timeouts]\ntransfer_stall = 1\n", &[]);
     let bytes = payload(LEN, 25);
     let mut c = server.login();
-    let _data = start_upload(&mut c, "STOR stalled", &bytes, 8 << 20);
-    wait_for_receive_threads(&server, 1);
+    let _data = start_threaded_upload(&server, &mut c, "STOR stalled", &bytes, 8 << 20);
     let r = c.expect_reply(426);
     assert!(r.text.contains("stalled"), "{r:?}");
     thread_gone_and_no_file(&server, &mut c);
@@ -112,8 +116,7 @@ fn a_closed_control_connection_ends_the_thread_and_leaves_no_file() {
     let server = TestServer::start(&[]);
     let bytes = payload(LEN, 33);
     let mut c = server.login();
-    let data = start_upload(&mut c, "STOR gone", &bytes, 8 << 20);
-    wait_for_receive_threads(&server, 1);
+    let data = start_threaded_upload(&server, &mut c, "STOR gone", &bytes, 8 << 20);
     drop(c);
     wait_for_receive_threads(&server, 0);
     drop(data);
@@ -134,8 +137,7 @@ fn stat_counts_the_threads_bytes() {
     let server = TestServer::start(&[]);
     let bytes = payload(LEN, 34);
     let mut c = server.login();
-    let mut data = start_upload(&mut c, "STOR counted", &bytes, 8 << 20);
-    wait_for_receive_threads(&server, 1);
+    let mut data = start_threaded_upload(&server, &mut c, "STOR counted", &bytes, 8 << 20);
     data.write_all(&bytes[8 << 20..12 << 20]).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -158,8 +160,7 @@ fn appe_and_rest_stor_on_the_thread() {
     let tail = payload(LEN, 27);
     server.write("grown", &head);
     let mut c = server.login();
-    let data = start_upload(&mut c, "APPE grown", &tail, 8 << 20);
-    wait_for_receive_threads(&server, 1);
+    let data = start_threaded_upload(&server, &mut c, "APPE grown", &tail, 8 << 20);
     assert_eq!(finish_upload(&mut c, data, &tail, 8 << 20), 226);
     let mut want = head.clone();
     want.extend_from_slice(&tail);
@@ -167,8 +168,7 @@ fn appe_and_rest_stor_on_the_thread() {
 
     server.write("resumed", &head);
     c.expect("REST 1000000", 350);
-    let data = start_upload(&mut c, "STOR resumed", &tail, 8 << 20);
-    wait_for_receive_threads(&server, 1);
+    let data = start_threaded_upload(&server, &mut c, "STOR resumed", &tail, 8 << 20);
     assert_eq!(finish_upload(&mut c, data, &tail, 8 << 20), 226);
     let mut want = head[..1_000_000].to_vec();
     want.extend_from_slice(&tail);
@@ -194,8 +194,7 @@ fn a_quota_crossed_on_the_thread_552_and_nothing_left() {
     let (server, _users) = server_with_users(&[("q", &["--home", "/q", "--quota-bytes", "12M"])], "");
     let mut c = login_as(&server, "q");
     let bytes = payload(LEN, 28);
-    let data = start_upload(&mut c, "STOR big", &bytes, 6 << 20);
-    wait_for_receive_threads(&server, 1);
+    let data = start_threaded_upload(&server, &mut c, "STOR big", &bytes, 6 << 20);
     let r = finish_cut_upload(&mut c, data, &bytes, 6 << 20);
     assert_eq!(r.code, 552, "{r:?}");
     wait_for_receive_threads(&server, 0);
@@ -215,8 +214,7 @@ fn a_full_disk_on_the_thread_452_and_nothing_left() {
     let small = Tmpfs::mount(&server.path("small"), "12m");
     let mut c = server.login();
     let bytes = payload(LEN, 30);
-    let data = start_upload(&mut c, "STOR small/big", &bytes, 6 << 20);
-    wait_for_receive_threads(&server, 1);
+    let data = start_threaded_upload(&server, &mut c, "STOR small/big", &bytes, 6 << 20);
     let r = finish_cut_upload(&mut c, data, &bytes, 6 << 20);
     assert_eq!(r.code, 452, "{r:?}");
     assert!(names_in(&small.path).is_empty(), "{:?}", names_in(&small.path));
@@ -263,8 +261,7 @@ fn a_spliced_upload_goes_on_splicing_on_the_thread() {
     let idle_pipes = pipes(&server);
     let bytes = payload(LEN, 32);
     let mut c = login_as(&server, "s");
-    let data = start_upload(&mut c, "STOR spliced", &bytes, 6 << 20);
-    wait_for_receive_threads(&server, 1);
+    let data = start_threaded_upload(&server, &mut c, "STOR spliced", &bytes, 6 << 20);
     assert_eq!(
         pipes(&server),
         idle_pipes + 2,
@@ -275,8 +272,7 @@ fn a_spliced_upload_goes_on_splicing_on_the_thread() {
     wait_for_receive_threads(&server, 0);
 
     let mut q = login_as(&server, "q");
-    let data = start_upload(&mut q, "STOR big", &bytes, 6 << 20);
-    wait_for_receive_threads(&server, 1);
+    let data = start_threaded_upload(&server, &mut q, "STOR big", &bytes, 6 << 20);
     assert_eq!(
         pipes(&server),
         idle_pipes + 2,
