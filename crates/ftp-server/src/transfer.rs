@@ -823,7 +823,10 @@ async fn receive_file(
     let identity = state.dec.is_identity();
     let splice = identity && ctx.splice_uploads;
     // A plain binary upload may move to a thread of its own once it is past
-    // its first few MiB (see `receive_thread`).
+    // its first few MiB (see `receive_thread`). The thread counts its bytes
+    // in `ctx.progress` only, not in `state.position`: nothing reads the
+    // position after an identity upload (no MODE B restart marks), which
+    // is why only those may go to a thread.
     let threadable = identity && stream.as_plain().is_some() && ctx.receive_threads.allows_any();
     let hand_off_at = threadable.then_some(offset + receive_thread::MIN_BYTES);
     let mut result = receive_on_runtime(&mut stream, &mut upload, &mut state, &mut ctx, splice, hand_off_at).await;

@@ -145,7 +145,9 @@ pub trait Upload: Send {
     /// cannot take direct writes right now. The server asks again before
     /// each batch: an upload may stop offering one part-way (the local disk
     /// does before writing past its page cache), and the server then goes
-    /// on with `write_all`.
+    /// on with `write_all`. Once an upload has stopped offering one it must
+    /// not offer one again: the receive thread decides once, when it
+    /// starts, whether it needs a splice pipe.
     fn direct_fd(&self) -> Option<RawFd> {
         None
     }
