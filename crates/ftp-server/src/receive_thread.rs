@@ -43,6 +43,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use crate::net::SplicePipe;
+use crate::transfer::store_spliced_batch;
 use crate::transfer_thread::{dup, wait_ready, StopSignal, ThreadBudget, WaitError, STACK_SIZE};
 
 /// Uploads move to a thread once this much of them arrived on the runtime:
@@ -250,11 +251,7 @@ impl Receiver<'_> {
             };
             match into {
                 ReadInto::Pipe(pipe, fd) => {
-                    upload.direct_reserve(n as u64).map_err(ReceiveError::Storage)?;
-                    if let Err(e) = pipe.drain_to(fd, n) {
-                        upload.direct_failed();
-                        return Err(ReceiveError::Storage(StorageError::from(e)));
-                    }
+                    store_spliced_batch(upload, pipe, fd, n).map_err(ReceiveError::Storage)?;
                 }
                 ReadInto::UploadBuffer => self
                     .runtime

@@ -937,16 +937,30 @@ async fn receive_spliced(
         if n == 0 {
             return Ok(Received::All);
         }
-        upload.direct_reserve(n as u64).map_err(Stop::Storage)?;
         // A disk write, like `write_all`'s: the worker's other tasks move
         // to another thread meanwhile.
-        if let Err(e) = tokio::task::block_in_place(|| pipe.drain_to(fd, n)) {
-            upload.direct_failed();
-            return Err(Stop::Storage(StorageError::from(e)));
-        }
+        tokio::task::block_in_place(|| store_spliced_batch(upload.as_mut(), pipe, fd, n)).map_err(Stop::Storage)?;
         *position += n as u64;
         ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
     }
+}
+
+/// Stores the `n` bytes in `pipe` through `fd`, the descriptor `upload`
+/// offered before the batch was read: the upload counts them first (and
+/// may refuse them), and hears of a failed write, as
+/// [`Upload::direct_reserve`] asks. A blocking disk write; the runtime's
+/// and the receive thread's splicing both store their batches here.
+pub(crate) fn store_spliced_batch(
+    upload: &mut dyn Upload,
+    pipe: &net::SplicePipe,
+    fd: std::os::fd::RawFd,
+    n: usize,
+) -> Result<(), StorageError> {
+    upload.direct_reserve(n as u64)?;
+    pipe.drain_to(fd, n).map_err(|e| {
+        upload.direct_failed();
+        StorageError::from(e)
+    })
 }
 
 /// Runs one chunk of wire data through the page and ASCII decoders and

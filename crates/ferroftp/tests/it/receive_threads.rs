@@ -195,14 +195,7 @@ fn a_quota_crossed_on_the_thread_552_and_nothing_left() {
     let mut c = login_as(&server, "q");
     let bytes = payload(LEN, 28);
     let data = start_threaded_upload(&server, &mut c, "STOR big", &bytes, 6 << 20);
-    let r = finish_cut_upload(&mut c, data, &bytes, 6 << 20);
-    assert_eq!(r.code, 552, "{r:?}");
-    wait_for_receive_threads(&server, 0);
-    assert!(
-        names_in(&server.path("q")).is_empty(),
-        "{:?}",
-        names_in(&server.path("q"))
-    );
+    assert_quota_552_leaves_nothing(&server, &mut c, data, &bytes);
     // The quota is whole again: a small upload fits.
     assert_eq!(put_any(&mut c, "STOR small", &payload(1 << 20, 29)).code, 226);
 }
@@ -261,26 +254,40 @@ fn a_spliced_upload_goes_on_splicing_on_the_thread() {
     let idle_pipes = pipes(&server);
     let bytes = payload(LEN, 32);
     let mut c = login_as(&server, "s");
-    let data = start_threaded_upload(&server, &mut c, "STOR spliced", &bytes, 6 << 20);
-    assert_eq!(
-        pipes(&server),
-        idle_pipes + 2,
-        "the receive thread splices through no pipe"
-    );
+    let data = start_spliced_on_thread(&server, &mut c, "STOR spliced", &bytes, idle_pipes);
     assert_eq!(finish_upload(&mut c, data, &bytes, 6 << 20), 226);
     assert!(server.read("s/spliced") == bytes, "the spliced upload differs");
     wait_for_receive_threads(&server, 0);
 
     let mut q = login_as(&server, "q");
-    let data = start_threaded_upload(&server, &mut q, "STOR big", &bytes, 6 << 20);
+    let data = start_spliced_on_thread(&server, &mut q, "STOR big", &bytes, idle_pipes);
+    assert_quota_552_leaves_nothing(&server, &mut q, data, &bytes);
+}
+
+/// Starts a spliced upload and waits until it is on its thread, which
+/// must hold a pipe pair of its own (`idle_pipes` open before).
+fn start_spliced_on_thread(
+    server: &TestServer,
+    c: &mut RawClient,
+    line: &str,
+    bytes: &[u8],
+    idle_pipes: usize,
+) -> TcpStream {
+    let data = start_threaded_upload(server, c, line, bytes, 6 << 20);
     assert_eq!(
-        pipes(&server),
+        pipes(server),
         idle_pipes + 2,
         "the receive thread splices through no pipe"
     );
-    let r = finish_cut_upload(&mut q, data, &bytes, 6 << 20);
+    data
+}
+
+/// Sends the rest of user q's upload past its 12 MiB quota, crossed on
+/// the thread: 552, the thread gone, nothing left in q's home.
+fn assert_quota_552_leaves_nothing(server: &TestServer, c: &mut RawClient, data: TcpStream, bytes: &[u8]) {
+    let r = finish_cut_upload(c, data, bytes, 6 << 20);
     assert_eq!(r.code, 552, "{r:?}");
-    wait_for_receive_threads(&server, 0);
+    wait_for_receive_threads(server, 0);
     assert!(
         names_in(&server.path("q")).is_empty(),
         "{:?}",
