@@ -228,6 +228,10 @@ pub struct StorageSection {
     /// it holds this many bytes; 0 turns it off. Unset, it follows the
     /// durability (see ftp_storage_fs::FsOptions::direct_io_after).
     pub upload_direct_io_after: Option<ftp_auth::Size>,
+    /// Local disk: seconds a hidden upload file nobody holds must have been
+    /// unchanged before a listing or an RMD removes it; 0 never removes
+    /// one (see ftp_storage_fs::FsOptions::abandoned_upload_age).
+    pub abandoned_upload_age: u64,
     /// Defaults for users whose users-file entry does not set them: bytes
     /// and files under the home, largest file (see ftp_auth::quota).
     pub quota_bytes: Option<ftp_auth::Size>,
@@ -343,6 +347,7 @@ impl Default for StorageSection {
             inline_metadata: true,
             upload_preallocation: ftp_auth::Size(FsOptions::default().upload_preallocation),
             upload_direct_io_after: None,
+            abandoned_upload_age: FsOptions::default().abandoned_upload_age.map_or(0, |age| age.as_secs()),
             quota_bytes: None,
             quota_files: None,
             max_file_size: None,
@@ -649,6 +654,8 @@ impl FileConfig {
             inline_metadata: self.storage.inline_metadata,
             upload_preallocation: self.storage.upload_preallocation.0,
             upload_direct_io_after: self.storage.upload_direct_io_after.map(|size| size.0),
+            abandoned_upload_age: (self.storage.abandoned_upload_age > 0)
+                .then(|| Duration::from_secs(self.storage.abandoned_upload_age)),
             ..FsOptions::default()
         })
     }
@@ -887,6 +894,18 @@ quota_bytes = -1"
         assert_eq!(fs("[storage]\nupload_preallocation = \"64 MiB\"").unwrap(), 64 << 20);
         assert!(fs("[storage]\nupload_preallocation = \"2 GiB\"").is_err());
         assert!(fs("[storage]\nupload_preallocation = \"unlimited\"").is_err());
+    }
+
+    #[test]
+    fn abandoned_upload_age_is_seconds_and_zero_turns_it_off() {
+        let age = |text: &str| fs_options_of(text).map(|o| o.abandoned_upload_age);
+        assert_eq!(age("").unwrap(), Some(Duration::from_secs(600)), "the default");
+        assert_eq!(age("[storage]\nabandoned_upload_age = 0").unwrap(), None, "off");
+        assert_eq!(
+            age("[storage]\nabandoned_upload_age = 3600").unwrap(),
+            Some(Duration::from_secs(3600))
+        );
+        assert!(toml::from_str::<FileConfig>("[storage]\nabandoned_upload_age = -1").is_err());
     }
 
     #[test]

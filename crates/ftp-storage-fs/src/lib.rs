@@ -28,6 +28,7 @@
 //! - `names`: from [`FtpPath`] to relative paths and final names.
 //! - `sys`: the unsafe system-call wrappers, each with its SAFETY note.
 
+mod abandoned;
 mod busy;
 mod direct_io;
 mod list;
@@ -41,6 +42,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ftp_storage::{Backend, ErrorKind, FtpPath, Result, Storage, StorageError};
@@ -105,6 +107,11 @@ pub struct FsOptions {
     /// small files keep the cache's write-back. A filesystem without
     /// O_DIRECT keeps the upload buffered.
     pub upload_direct_io_after: Option<u64>,
+    /// A hidden upload file nobody holds (its server died mid-upload) is
+    /// removed once it has been unchanged this long, when a listing of its
+    /// directory or an RMD of it meets it (see `abandoned`); `None` never
+    /// removes one.
+    pub abandoned_upload_age: Option<Duration>,
 }
 
 impl FsOptions {
@@ -142,6 +149,7 @@ impl Default for FsOptions {
             inline_metadata: true,
             upload_preallocation: 8 << 20,
             upload_direct_io_after: None,
+            abandoned_upload_age: Some(Duration::from_secs(600)),
         }
     }
 }

@@ -9,12 +9,13 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ftp_storage::{DirEntry, DirStream, EntryKind, ErrorKind, Facts, Result, StorageError};
 
 use crate::names::TEMP_PREFIX;
-use crate::sys;
+use crate::{abandoned, sys};
 
 /// Entries described per blocking call. Each batch costs two trips to the
 /// blocking pool (the batch and the helper for its back half) and their
@@ -55,17 +56,21 @@ pub(crate) struct DirReader {
     filled: usize,
     consumed: usize,
     eof: bool,
+    /// Abandoned uploads met in the directory are removed when unchanged
+    /// this long ([`FsOptions::abandoned_upload_age`](crate::FsOptions)).
+    sweep_after: Option<Duration>,
 }
 
 impl DirReader {
     /// `dir` must be opened O_RDONLY | O_DIRECTORY.
-    pub(crate) fn new(dir: OwnedFd) -> DirReader {
+    pub(crate) fn new(dir: OwnedFd, sweep_after: Option<Duration>) -> DirReader {
         DirReader {
             dir: Arc::new(dir),
             buf: vec![0; BUFFER],
             filled: 0,
             consumed: 0,
             eof: false,
+            sweep_after,
         }
     }
 
@@ -102,6 +107,8 @@ impl DirReader {
                     if out.len() == max {
                         break;
                     }
+                } else if let Some(age) = self.sweep_after.filter(|_| abandoned::is_temp_name(name)) {
+                    abandoned::remove_if_abandoned(self.dir.as_fd(), name, age);
                 }
             }
             if used == 0 {

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::list::{facts, DirReader, FsDirStream};
 use crate::upload::{create_temp, Aside, FsUpload, InPlace, Placement};
-use crate::{busy, metadata, names, sys, FsOptions};
+use crate::{abandoned, busy, metadata, names, sys, FsOptions};
 
 /// A user's storage: every path is resolved beneath `root` (see the crate
 /// documentation for how).
@@ -334,7 +334,7 @@ impl Storage for FsStorage {
         let reader = self
             .at_path(dir, |inner, rel| {
                 let fd = inner.open(rel, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-                Ok(DirReader::new(fd))
+                Ok(DirReader::new(fd, inner.options.abandoned_upload_age))
             })
             .await?;
         Ok(Box::new(FsDirStream::new(reader)))
@@ -390,8 +390,24 @@ impl Storage for FsStorage {
         .await
     }
 
+    /// A directory that holds only abandoned uploads (hidden, so it looks
+    /// empty) is emptied of them and removed.
     async fn rmdir(&self, path: &FtpPath) -> Result<()> {
-        self.at_name(path, |dir, name, _| sys::unlinkat(dir, name, true)).await
+        self.at_name(path, |dir, name, inner| match sys::unlinkat(dir, name, true) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+                let Some(age) = inner.options.abandoned_upload_age else {
+                    return Err(e);
+                };
+                let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                let emptied = sys::openat(dir, name, flags, 0).and_then(|d| abandoned::sweep_dir(d.as_fd(), age));
+                match emptied {
+                    Ok(true) => sys::unlinkat(dir, name, true),
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        })
+        .await
     }
 
     /// A file being uploaded is `Busy`.

@@ -125,6 +125,35 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, directory: bool) -> io::Result
     retry(|| check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })).map(drop)
 }
 
+/// What [`try_lock`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// The exclusive lock is ours now (until the descriptor is closed).
+    Taken,
+    /// Another open file description holds a lock on the file.
+    Held,
+}
+
+/// flock(2) with LOCK_EX: an exclusive advisory lock on the file, which
+/// the kernel drops when the last descriptor of this open file description
+/// closes, the process's death included. Waits while someone else holds it.
+pub fn lock(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain call on an open descriptor.
+    retry(|| check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) })).map(drop)
+}
+
+/// flock(2) with LOCK_EX | LOCK_NB: takes the lock if no one holds one.
+/// Filesystems without locks fail with an error (EINVAL, ENOLCK,
+/// EOPNOTSUPP), which tells nothing about the file.
+pub fn try_lock(fd: BorrowedFd<'_>) -> io::Result<Lock> {
+    // SAFETY: plain call on an open descriptor.
+    match retry(|| check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) })) {
+        Ok(_) => Ok(Lock::Taken),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(Lock::Held),
+        Err(e) => Err(e),
+    }
+}
+
 /// renameat(2): replaces `to` if it exists (and is compatible).
 pub fn renameat(from_dir: BorrowedFd<'_>, from: &CStr, to_dir: BorrowedFd<'_>, to: &CStr) -> io::Result<()> {
     retry(|| {

@@ -91,7 +91,16 @@ pub(crate) fn create_temp(dir: &OwnedFd, mode: u32) -> io::Result<(File, CString
         let name = CString::new(name).map_err(io::Error::other)?;
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
         match sys::openat(dir.as_fd(), &name, flags, mode) {
-            Ok(fd) => return Ok((File::from(fd), name)),
+            Ok(fd) => {
+                // The lock marks the file as in use for as long as any
+                // descriptor of it is open, even across a crash of this
+                // process (the kernel drops it then): a sweep removes only
+                // hidden files nobody holds (`abandoned`). A filesystem
+                // without locks refuses it; its leftovers are then never
+                // swept, since a sweep cannot take the lock either.
+                let _ = sys::lock(fd.as_fd());
+                return Ok((File::from(fd), name));
+            }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => last = e,
             Err(e) => return Err(e),
         }
@@ -140,11 +149,15 @@ impl Aside {
                 let _ = trim_reserved(file);
             }
         }
+        let done = if self.keep_partial && self.publish().is_ok() {
+            Ok(())
+        } else {
+            self.remove()
+        };
+        // Closed only now: while it has its hidden name the open file holds
+        // the lock that tells a sweep it is in use.
         drop(file);
-        if self.keep_partial && self.publish().is_ok() {
-            return Ok(());
-        }
-        self.remove()
+        done
     }
 }
 
@@ -520,8 +533,10 @@ fn finish(
                 if durability != Durability::None {
                     file.sync_data()?;
                 }
-                drop(file);
                 aside.publish()?;
+                // Closed after the rename, not before: under its hidden
+                // name the file must hold its lock (see `abandoned`).
+                drop(file);
                 if durability == Durability::FileAndDirectory {
                     sync_dir(&aside.dir)?;
                 }

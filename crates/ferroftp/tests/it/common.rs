@@ -22,6 +22,10 @@ pub struct TestServer {
     pub implicit_addr: Option<SocketAddr>,
     /// The printed "FTPS certificate SHA-256 fingerprint", `AA:BB:...`.
     pub fingerprint: Option<String>,
+    /// How it was started, for [`TestServer::crash_and_restart`].
+    listen: String,
+    args: Vec<String>,
+    tls_hint: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -71,10 +75,46 @@ impl TestServer {
                 .any(|a| matches!(*a, "--tls-self-signed" | "--tls-cert" | "--implicit-tls-listen"));
         let root = dir.path().join("root");
         std::fs::create_dir_all(&root).expect("root");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, addr, implicit_addr, fingerprint) = Self::spawn_child(&root, listen, &args, tls_hint);
+        TestServer {
+            child,
+            addr,
+            root,
+            implicit_addr,
+            fingerprint,
+            listen: listen.to_string(),
+            args,
+            tls_hint,
+            _dir: dir,
+        }
+    }
+
+    /// Kills the server with SIGKILL, as a crash or the OOM killer would
+    /// (no clean-up of any kind runs), and starts it again with the same
+    /// arguments on the same root; `addr` is the new listener's.
+    pub fn crash_and_restart(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+        let (child, addr, implicit_addr, fingerprint) =
+            Self::spawn_child(&self.root, &self.listen, &self.args, self.tls_hint);
+        self.child = child;
+        self.addr = addr;
+        self.implicit_addr = implicit_addr;
+        self.fingerprint = fingerprint;
+    }
+
+    /// Starts `ferroftp serve` on `root` and waits for its listening lines.
+    fn spawn_child(
+        root: &Path,
+        listen: &str,
+        args: &[String],
+        tls_hint: bool,
+    ) -> (Child, SocketAddr, Option<SocketAddr>, Option<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferroftp"))
             .arg("serve")
             .args(["--listen", listen, "--root"])
-            .arg(&root)
+            .arg(root)
             .args(args)
             .env(
                 "FERROFTP_LOG",
@@ -129,14 +169,7 @@ impl TestServer {
                 }
             }
         }
-        TestServer {
-            child,
-            addr,
-            root,
-            implicit_addr,
-            fingerprint,
-            _dir: dir,
-        }
+        (child, addr, implicit_addr, fingerprint)
     }
 
     pub fn port(&self) -> u16 {

@@ -3,7 +3,8 @@
 //! (450) for every other writer, across users whose homes overlap, a broken
 //! upload is removed or kept for resume by `storage.keep_partial_uploads`,
 //! every `storage.durability` setting completes uploads, and a large upload
-//! arrives whole through each write path (copied or spliced, then past the page cache).
+//! arrives whole through each write path (copied or spliced, then past the page cache);
+//! the hidden file of an upload whose server was killed is swept once abandoned.
 
 use std::time::Duration;
 
@@ -226,4 +227,96 @@ fn a_large_upload_arrives_whole_through_every_write_path() {
             "{toml:?}: no temporary file left"
         );
     }
+}
+
+/// The hidden upload files in `dir`, once they hold `lens` bytes (in any
+/// order): the server has written what was sent.
+fn temps_holding(dir: &std::path::Path, lens: &[u64]) -> Vec<String> {
+    let temps = || -> Vec<(String, u64)> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().len(),
+                )
+            })
+            .collect()
+    };
+    let written = eventually(Duration::from_secs(5), || {
+        let mut have: Vec<u64> = temps().iter().map(|(_, len)| *len).collect();
+        let mut want = lens.to_vec();
+        have.sort_unstable();
+        want.sort_unstable();
+        have == want
+    });
+    assert!(written, "the upload did not reach the disk: {:?}", temps());
+    temps().into_iter().map(|(name, _)| name).collect()
+}
+
+fn backdate(p: &std::path::Path, ago: Duration) {
+    let file = std::fs::File::open(p).unwrap();
+    file.set_modified(std::time::SystemTime::now() - ago).unwrap();
+}
+
+/// A server killed mid-upload (SIGKILL: none of its clean-up runs) leaves
+/// the upload's hidden file behind. After a restart, a leftover still
+/// younger than `storage.abandoned_upload_age` stays (RMD of its directory,
+/// which lists empty, is 550). Once older, a listing of its directory
+/// removes it, and RMD of a directory holding only leftovers succeeds. An
+/// upload in progress beside them, its file made to look old, is left
+/// alone by both and completes.
+#[test]
+fn uploads_left_by_a_killed_server_are_swept_and_rmd_succeeds() {
+    let mut server = TestServer::start_with_config("[storage]\nabandoned_upload_age = 60\n", &[]);
+    let mut c = server.login();
+    c.expect("MKD listed", 257);
+    c.expect("MKD removed", 257);
+    c.expect("TYPE I", 200);
+    let mut c2 = server.login();
+    c2.expect("TYPE I", 200);
+    let mut up1 = Trickle::start(&mut c, "STOR listed/a");
+    let mut up2 = Trickle::start(&mut c2, "STOR removed/b");
+    up1.send(&[1; 200_000]);
+    up2.send(&[2; 200_000]);
+    let listed = server.path("listed");
+    let removed = server.path("removed");
+    let left_listed = temps_holding(&listed, &[200_000]);
+    let left_removed = temps_holding(&removed, &[200_000]);
+
+    server.crash_and_restart();
+    drop((up1, up2, c, c2));
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    assert_eq!(c.expect("RMD removed", 550).code, 550, "a fresh leftover is kept");
+    assert_eq!(names_in(&removed), left_removed);
+
+    // An upload in progress in the same directory, its file backdated too.
+    let mut live_client = server.login();
+    live_client.expect("TYPE I", 200);
+    let mut live = Trickle::start(&mut live_client, "STOR listed/live");
+    live.send(&[3; 100_000]);
+    temps_holding(&listed, &[200_000, 100_000]);
+    for name in names_in(&listed) {
+        backdate(&listed.join(name), Duration::from_secs(3600));
+    }
+    for name in &left_removed {
+        backdate(&removed.join(name), Duration::from_secs(120));
+    }
+
+    let (names, r) = c.fetch("NLST listed");
+    assert_eq!((names.as_slice(), r.code), (&b""[..], 226), "{r:?}");
+    let after = names_in(&listed);
+    assert_eq!(after.len(), 1, "only the live upload's file is left: {after:?}");
+    assert!(!after.contains(&left_listed[0]));
+    c.expect("RMD removed", 250);
+    assert!(!removed.exists());
+
+    live.send(&[4; 100_000]);
+    assert_eq!(live.finish(&mut live_client).code, 226);
+    let got = server.read("listed/live");
+    assert!(got.len() == 200_000 && got[..100_000].iter().all(|&b| b == 3) && got[100_000..].iter().all(|&b| b == 4));
+    assert_eq!(names_in(&listed), ["live"]);
 }

@@ -1,0 +1,95 @@
+//! Hidden upload files that no upload owns any more.
+//!
+//! A `Replace` or `CreateNew` upload writes to a hidden temporary file
+//! (`upload`), which its commit renames and its abort or drop removes. A
+//! process that dies in between (SIGKILL, the OOM killer, a power cut, a
+//! shutdown that ends before a dropped upload's clean-up ran) leaves the
+//! file behind: never listed, never nameable by a client, yet it holds disk
+//! space and makes its directory impossible to remove (RMD answers "not
+//! empty" for a directory whose listing is empty).
+//!
+//! Telling such a leftover from an upload in progress must be exact, even
+//! with several server processes on one tree: every upload holds an
+//! exclusive `flock` on its temporary file from its creation until after
+//! the file has lost its hidden name, and the kernel drops that lock when
+//! the holder's last descriptor closes, a crash included. A hidden file is
+//! abandoned when it is a regular file, unchanged for the configured age
+//! (`FsOptions::abandoned_upload_age`) and its lock can be taken. The age
+//! is a second guard for filesystems whose locks are local to one machine
+//! (NFS mounted `nolock`), where another machine's upload could look free:
+//! an upload moves bytes, which changes the file, while its transfer runs.
+//!
+//! Leftovers are removed where they are met, never by walking the tree: a
+//! listing of their directory drops them as it reads it, and RMD of a
+//! directory that holds nothing else removes them and tries again.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, SystemTime};
+
+use crate::names::TEMP_PREFIX;
+use crate::sys::{self, Lock};
+
+/// getdents64 buffer for [`sweep_dir`].
+const BUFFER: usize = 16 * 1024;
+
+/// Whether `name` is one of the backend's temporary upload names.
+pub(crate) fn is_temp_name(name: &CStr) -> bool {
+    name.to_bytes().starts_with(TEMP_PREFIX.as_bytes())
+}
+
+/// Removes `name` (a temporary upload name) in `dir` if it is abandoned
+/// (see the module documentation); true if it was removed. Failures to
+/// look are answered false: a file that cannot be checked stays.
+pub(crate) fn remove_if_abandoned(dir: BorrowedFd<'_>, name: &CStr, min_age: Duration) -> bool {
+    let Ok(st) = sys::lstatat(dir, name) else {
+        return false;
+    };
+    // The cheap check first: an upload in progress changes its file, so a
+    // listing beside one costs a stat and nothing more.
+    if !st.is_file() || !unchanged_for(st.mtime, min_age) {
+        return false;
+    }
+    // O_NOFOLLOW: the name was a regular file a moment ago; if it became a
+    // symlink since, nothing is opened through it.
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let Ok(file) = sys::openat(dir, name, flags, 0) else {
+        return false;
+    };
+    if !matches!(sys::try_lock(file.as_fd()), Ok(Lock::Taken)) {
+        return false;
+    }
+    // Holding the lock, no upload can own the file any more: uploads take
+    // it right after creating the file and keep it to the end.
+    sys::unlinkat(dir, name, false).is_ok()
+}
+
+fn unchanged_for(mtime: SystemTime, min_age: Duration) -> bool {
+    SystemTime::now().duration_since(mtime).is_ok_and(|age| age >= min_age)
+}
+
+/// Removes the abandoned uploads of the directory `dir` (opened O_RDONLY |
+/// O_DIRECTORY), for an RMD that found it not empty; true if it held
+/// nothing else and at least one was removed, so trying again may succeed.
+/// Reading stops at the first other entry: the RMD fails anyway, and a
+/// listing sweeps the rest.
+pub(crate) fn sweep_dir(dir: BorrowedFd<'_>, min_age: Duration) -> io::Result<bool> {
+    let mut buf = vec![0u8; BUFFER];
+    let mut removed = false;
+    loop {
+        let filled = sys::getdents64(dir, &mut buf)?;
+        if filled == 0 {
+            return Ok(removed);
+        }
+        for (_, name) in sys::dirents(&buf[..filled]) {
+            match name.to_bytes() {
+                b"." | b".." => {}
+                // Removing entries while reading the directory is safe:
+                // getdents64 may then skip or repeat a name, never fail.
+                _ if is_temp_name(name) => removed |= remove_if_abandoned(dir, name, min_age),
+                _ => return Ok(false),
+            }
+        }
+    }
+}
