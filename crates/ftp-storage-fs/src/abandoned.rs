@@ -9,10 +9,11 @@
 //! empty" for a directory whose listing is empty).
 //!
 //! Telling such a leftover from an upload in progress must be exact, even
-//! with several server processes on one tree: every upload holds an
-//! exclusive `flock` on its temporary file from its creation until after
-//! the file has lost its hidden name, and the kernel drops that lock when
-//! the holder's last descriptor closes, a crash included. A hidden file is
+//! with several server processes on one tree: every upload takes an
+//! exclusive `flock` on its temporary file right after creating it and
+//! keeps it until after the file has lost its hidden name, and the kernel
+//! drops that lock when the holder's last descriptor closes, a crash
+//! included. A hidden file is
 //! abandoned when it is a regular file, unchanged for the configured age
 //! (`FsOptions::abandoned_upload_age`) and its lock can be taken. The age
 //! is a second guard for filesystems whose locks are local to one machine
@@ -53,8 +54,12 @@ pub(crate) fn remove_if_abandoned(dir: BorrowedFd<'_>, name: &CStr, min_age: Dur
     }
     // O_NOFOLLOW: the name was a regular file a moment ago; if it became a
     // symlink since, nothing is opened through it.
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let Ok(file) = sys::openat(dir, name, flags, 0) else {
+    // A lock needs a descriptor opened for reading or writing (not
+    // O_PATH); a file_mode without read permission leaves writing.
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let opened = sys::openat(dir, name, flags | libc::O_RDONLY, 0)
+        .or_else(|_| sys::openat(dir, name, flags | libc::O_WRONLY, 0));
+    let Ok(file) = opened else {
         return false;
     };
     if !matches!(sys::try_lock(file.as_fd()), Ok(Lock::Taken)) {

@@ -128,22 +128,15 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, directory: bool) -> io::Result
 /// What [`try_lock`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lock {
-    /// The exclusive lock is ours now (until the descriptor is closed).
+    /// The lock is ours now.
     Taken,
     /// Another open file description holds a lock on the file.
     Held,
 }
 
-/// flock(2) with LOCK_EX: an exclusive advisory lock on the file, which
-/// the kernel drops when the last descriptor of this open file description
-/// closes, the process's death included. Waits while someone else holds it.
-pub fn lock(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: plain call on an open descriptor.
-    retry(|| check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) })).map(drop)
-}
-
-/// flock(2) with LOCK_EX | LOCK_NB: takes the lock if no one holds one.
-/// Filesystems without locks fail with an error (EINVAL, ENOLCK,
+/// flock(2) with LOCK_EX | LOCK_NB: takes an exclusive advisory lock if
+/// no one holds one. The kernel drops it when the last descriptor of this
+/// open file description closes, the process's death included. Filesystems without locks fail with an error (EINVAL, ENOLCK,
 /// EOPNOTSUPP), which tells nothing about the file.
 pub fn try_lock(fd: BorrowedFd<'_>) -> io::Result<Lock> {
     // SAFETY: plain call on an open descriptor.

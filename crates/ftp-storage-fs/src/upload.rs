@@ -93,12 +93,16 @@ pub(crate) fn create_temp(dir: &OwnedFd, mode: u32) -> io::Result<(File, CString
         match sys::openat(dir.as_fd(), &name, flags, mode) {
             Ok(fd) => {
                 // The lock marks the file as in use for as long as any
-                // descriptor of it is open, even across a crash of this
-                // process (the kernel drops it then): a sweep removes only
-                // hidden files nobody holds (`abandoned`). A filesystem
-                // without locks refuses it; its leftovers are then never
-                // swept, since a sweep cannot take the lock either.
-                let _ = sys::lock(fd.as_fd());
+                // descriptor of it is open, and the kernel drops it when
+                // this process dies: a sweep removes only hidden files
+                // nobody holds (`abandoned`). Never waited for: only
+                // someone else opening our brand-new file could hold it
+                // (a local user watching the directory), and that must not
+                // stall the thread; the file then stays theirs to hold, and
+                // the sweep's age guard still protects it while it
+                // changes. A filesystem without locks refuses it; its
+                // leftovers are never swept, as a sweep cannot lock either.
+                let _ = sys::try_lock(fd.as_fd());
                 return Ok((File::from(fd), name));
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => last = e,
