@@ -13,32 +13,22 @@
 //! exclusive `flock` on its temporary file right after creating it and
 //! keeps it until after the file has lost its hidden name, and the kernel
 //! drops that lock when the holder's last descriptor closes, a crash
-//! included. A hidden file is
-//! abandoned when it is a regular file, unchanged for the configured age
+//! included. A hidden file is abandoned when it is a regular file, unchanged for the configured age
 //! (`FsOptions::abandoned_upload_age`) and its lock can be taken. The age
 //! is a second guard for filesystems whose locks are local to one machine
 //! (NFS mounted `nolock`), where another machine's upload could look free:
 //! an upload moves bytes, which changes the file, while its transfer runs.
 //!
 //! Leftovers are removed where they are met, never by walking the tree: a
-//! listing of their directory drops them as it reads it, and RMD of a
-//! directory that holds nothing else removes them and tries again.
+//! listing of their directory (`list::DirReader`) drops them as it reads
+//! it, and RMD of a directory that lists empty reads it the same way (which
+//! drops them) and tries again.
 
 use std::ffi::CStr;
-use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, SystemTime};
 
-use crate::names::TEMP_PREFIX;
 use crate::sys::{self, Lock};
-
-/// getdents64 buffer for [`sweep_dir`].
-const BUFFER: usize = 16 * 1024;
-
-/// Whether `name` is one of the backend's temporary upload names.
-pub(crate) fn is_temp_name(name: &CStr) -> bool {
-    name.to_bytes().starts_with(TEMP_PREFIX.as_bytes())
-}
 
 /// Removes `name` (a temporary upload name) in `dir` if it is abandoned
 /// (see the module documentation); true if it was removed. Failures to
@@ -53,9 +43,9 @@ pub(crate) fn remove_if_abandoned(dir: BorrowedFd<'_>, name: &CStr, min_age: Dur
         return false;
     }
     // O_NOFOLLOW: the name was a regular file a moment ago; if it became a
-    // symlink since, nothing is opened through it.
-    // A lock needs a descriptor opened for reading or writing (not
-    // O_PATH); a file_mode without read permission leaves writing.
+    // symlink since, nothing is opened through it. A lock needs a
+    // descriptor opened for reading or writing (not O_PATH), and a
+    // file_mode without read permission leaves writing.
     let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
     let opened = sys::openat(dir, name, flags | libc::O_RDONLY, 0)
         .or_else(|_| sys::openat(dir, name, flags | libc::O_WRONLY, 0));
@@ -72,29 +62,4 @@ pub(crate) fn remove_if_abandoned(dir: BorrowedFd<'_>, name: &CStr, min_age: Dur
 
 fn unchanged_for(mtime: SystemTime, min_age: Duration) -> bool {
     SystemTime::now().duration_since(mtime).is_ok_and(|age| age >= min_age)
-}
-
-/// Removes the abandoned uploads of the directory `dir` (opened O_RDONLY |
-/// O_DIRECTORY), for an RMD that found it not empty; true if it held
-/// nothing else and at least one was removed, so trying again may succeed.
-/// Reading stops at the first other entry: the RMD fails anyway, and a
-/// listing sweeps the rest.
-pub(crate) fn sweep_dir(dir: BorrowedFd<'_>, min_age: Duration) -> io::Result<bool> {
-    let mut buf = vec![0u8; BUFFER];
-    let mut removed = false;
-    loop {
-        let filled = sys::getdents64(dir, &mut buf)?;
-        if filled == 0 {
-            return Ok(removed);
-        }
-        for (_, name) in sys::dirents(&buf[..filled]) {
-            match name.to_bytes() {
-                b"." | b".." => {}
-                // Removing entries while reading the directory is safe:
-                // getdents64 may then skip or repeat a name, never fail.
-                _ if is_temp_name(name) => removed |= remove_if_abandoned(dir, name, min_age),
-                _ => return Ok(false),
-            }
-        }
-    }
 }

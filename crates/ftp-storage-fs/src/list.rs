@@ -14,8 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ftp_storage::{DirEntry, DirStream, EntryKind, ErrorKind, Facts, Result, StorageError};
 
-use crate::names::TEMP_PREFIX;
-use crate::{abandoned, sys};
+use crate::{abandoned, names, sys};
 
 /// Entries described per blocking call. Each batch costs two trips to the
 /// blocking pool (the batch and the helper for its back half) and their
@@ -82,7 +81,7 @@ impl DirReader {
     }
 
     /// Up to `max` names a listing may show (see [`visible`]).
-    fn next_names(&mut self, max: usize) -> io::Result<Vec<CString>> {
+    pub(crate) fn next_names(&mut self, max: usize) -> io::Result<Vec<CString>> {
         let mut out = Vec::with_capacity(max.min(BATCH));
         while out.len() < max {
             if self.consumed >= self.filled {
@@ -107,7 +106,7 @@ impl DirReader {
                     if out.len() == max {
                         break;
                     }
-                } else if let Some(age) = self.sweep_after.filter(|_| abandoned::is_temp_name(name)) {
+                } else if let Some(age) = self.sweep_after.filter(|_| names::is_temp_name(name)) {
                     abandoned::remove_if_abandoned(self.dir.as_fd(), name, age);
                 }
             }
@@ -133,7 +132,7 @@ fn visible(name: &CStr) -> bool {
     let Ok(text) = name.to_str() else {
         return false;
     };
-    !(text == "." || text == ".." || text.starts_with(TEMP_PREFIX) || text.bytes().any(|b| b < 0x20 || b == 0x7F))
+    !(text == "." || text == ".." || names::is_temp_name(name) || text.bytes().any(|b| b < 0x20 || b == 0x7F))
 }
 
 /// Batches at least this long are described by two threads.

@@ -2,7 +2,7 @@
 //! to the user's root (for openat2) or a parent path plus a final name (for
 //! the `*at` calls that act on a name in a directory).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 use ftp_storage::{ErrorKind, FtpPath, Result, StorageError};
 
@@ -10,6 +10,11 @@ use ftp_storage::{ErrorKind, FtpPath, Result, StorageError};
 /// never appear in listings, and clients cannot name them (so they can
 /// neither read nor clobber another session's upload in progress).
 pub(crate) const TEMP_PREFIX: &str = ".ferroftp-upload.";
+
+/// Whether `name` is one of the backend's temporary upload names.
+pub(crate) fn is_temp_name(name: &CStr) -> bool {
+    name.to_bytes().starts_with(TEMP_PREFIX.as_bytes())
+}
 
 fn c_string(s: String) -> Result<CString> {
     // FtpPath refuses NUL already; this keeps the invariant local.

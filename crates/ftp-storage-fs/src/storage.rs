@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::list::{facts, DirReader, FsDirStream};
 use crate::upload::{create_temp, Aside, FsUpload, InPlace, Placement};
-use crate::{abandoned, busy, metadata, names, sys, FsOptions};
+use crate::{busy, metadata, names, sys, FsOptions};
 
 /// A user's storage: every path is resolved beneath `root` (see the crate
 /// documentation for how).
@@ -84,9 +84,19 @@ impl FsStorage {
         F: FnOnce(BorrowedFd<'_>, &CStr, &Inner) -> io::Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.at_name_inline(self.inner.options.inline_metadata, path, op).await
+    }
+
+    /// [`at_name`](Self::at_name) on the worker when `inline`, else on the
+    /// blocking pool whatever the options say.
+    async fn at_name_inline<T, F>(&self, inline: bool, path: &FtpPath, op: F) -> Result<T>
+    where
+        F: FnOnce(BorrowedFd<'_>, &CStr, &Inner) -> io::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let (parent, name) = names::split(path)?;
         let inner = Arc::clone(&self.inner);
-        metadata(inner.options.inline_metadata, move || {
+        metadata(inline, move || {
             let dir = inner.open_dir(&parent)?;
             Ok(op(dir.as_fd(), &name, &inner)?)
         })
@@ -390,22 +400,24 @@ impl Storage for FsStorage {
         .await
     }
 
-    /// A directory that holds only abandoned uploads (hidden, so it looks
-    /// empty) is emptied of them and removed.
+    /// A directory that lists empty but holds abandoned uploads (hidden)
+    /// is read as a listing reads it, which removes them, and removed.
     async fn rmdir(&self, path: &FtpPath) -> Result<()> {
-        self.at_name(path, |dir, name, inner| match sys::unlinkat(dir, name, true) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
-                let Some(age) = inner.options.abandoned_upload_age else {
-                    return Err(e);
-                };
-                let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-                let emptied = sys::openat(dir, name, flags, 0).and_then(|d| abandoned::sweep_dir(d.as_fd(), age));
-                match emptied {
-                    Ok(true) => sys::unlinkat(dir, name, true),
-                    _ => Err(e),
-                }
+        let removed = self.at_name(path, |dir, name, _| sys::unlinkat(dir, name, true)).await;
+        let age = match (&removed, self.inner.options.abandoned_upload_age) {
+            (Err(e), Some(age)) if e.kind == ErrorKind::DirectoryNotEmpty => age,
+            _ => return removed,
+        };
+        // Reading a directory and unlinking what it holds can take long:
+        // on the blocking pool, whatever `inline_metadata` says.
+        self.at_name_inline(false, path, move |dir, name, _| {
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+            let mut reader = DirReader::new(sys::openat(dir, name, flags, 0)?, Some(age));
+            if reader.next_names(1)?.is_empty() {
+                sys::unlinkat(dir, name, true)
+            } else {
+                Err(io::Error::from_raw_os_error(libc::ENOTEMPTY))
             }
-            other => other,
         })
         .await
     }

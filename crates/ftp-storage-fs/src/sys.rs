@@ -136,7 +136,8 @@ pub enum Lock {
 
 /// flock(2) with LOCK_EX | LOCK_NB: takes an exclusive advisory lock if
 /// no one holds one. The kernel drops it when the last descriptor of this
-/// open file description closes, the process's death included. Filesystems without locks fail with an error (EINVAL, ENOLCK,
+/// open file description closes, the process's death included.
+/// Filesystems without locks fail with an error (EINVAL, ENOLCK,
 /// EOPNOTSUPP), which tells nothing about the file.
 pub fn try_lock(fd: BorrowedFd<'_>) -> io::Result<Lock> {
     // SAFETY: plain call on an open descriptor.

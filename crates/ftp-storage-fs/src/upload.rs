@@ -134,8 +134,13 @@ impl Aside {
         }
     }
 
-    fn remove(&self) -> io::Result<()> {
-        sys::unlinkat(self.dir.as_fd(), &self.temp, false)
+    /// Removes the temporary file, then closes it: while it has its hidden
+    /// name the open file holds the lock that tells a sweep it is in use
+    /// (see `abandoned`).
+    fn remove(&self, file: Option<File>) -> io::Result<()> {
+        let removed = sys::unlinkat(self.dir.as_fd(), &self.temp, false);
+        drop(file);
+        removed
     }
 
     /// Abort or drop without commit: remove the temporary file, or with
@@ -153,15 +158,11 @@ impl Aside {
                 let _ = trim_reserved(file);
             }
         }
-        let done = if self.keep_partial && self.publish().is_ok() {
-            Ok(())
-        } else {
-            self.remove()
-        };
-        // Closed only now: while it has its hidden name the open file holds
-        // the lock that tells a sweep it is in use.
-        drop(file);
-        done
+        if self.keep_partial && self.publish().is_ok() {
+            // `file` closes on return, after the rename.
+            return Ok(());
+        }
+        self.remove(file)
     }
 }
 
@@ -537,21 +538,20 @@ fn finish(
                 if durability != Durability::None {
                     file.sync_data()?;
                 }
-                aside.publish()?;
-                // Closed after the rename, not before: under its hidden
-                // name the file must hold its lock (see `abandoned`).
-                drop(file);
-                if durability == Durability::FileAndDirectory {
-                    sync_dir(&aside.dir)?;
-                }
-                Ok(())
+                aside.publish()
             })();
-            if published.is_err() {
-                // Never leave a hidden file behind; a failure after the
-                // rename finds nothing to remove, which is fine.
-                let _ = aside.remove();
+            if let Err(e) = published {
+                // Never leave a hidden file behind.
+                let _ = aside.remove(Some(file));
+                return Err(e);
             }
-            published
+            // Closed after the rename, not before: under its hidden name the
+            // file must hold its lock (see `abandoned`).
+            drop(file);
+            if durability == Durability::FileAndDirectory {
+                sync_dir(&aside.dir)?;
+            }
+            Ok(())
         }
         Placement::InPlace(target) => {
             tail_written?;
@@ -698,10 +698,7 @@ impl Upload for FsUpload {
         let placement = self.placement.take();
         blocking(move || {
             let undone = match placement {
-                Some(Placement::Aside(aside)) => {
-                    drop(file);
-                    aside.remove()
-                }
+                Some(Placement::Aside(aside)) => aside.remove(file),
                 Some(Placement::InPlace(target)) => target.undo(file),
                 None => Ok(()),
             };
