@@ -34,6 +34,8 @@ pub struct FileConfig {
     pub auth: AuthSection,
     #[serde(default)]
     pub tls: TlsSection,
+    #[serde(default)]
+    pub gssapi: GssapiSection,
     #[serde(default, rename = "virtual_host")]
     pub virtual_hosts: Vec<VirtualHostEntry>,
 }
@@ -421,6 +423,32 @@ impl Default for TlsSection {
     }
 }
 
+/// RFC 2228 GSSAPI (Kerberos 5): on when a keytab is given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GssapiSection {
+    /// The keytab holding the service key (`ftp/host@REALM`); AUTH GSSAPI
+    /// is answered 504 without one.
+    pub keytab: Option<PathBuf>,
+    /// The GSS-API library, loaded at start.
+    pub library: String,
+    /// Once the exchange is done, plain commands get 533.
+    pub require_protected_commands: bool,
+    /// The largest protection buffer PBSZ agrees to, in bytes.
+    pub max_buffer_size: u32,
+}
+
+impl Default for GssapiSection {
+    fn default() -> Self {
+        GssapiSection {
+            keytab: None,
+            library: ftp_server::gssapi::DEFAULT_LIBRARY.to_string(),
+            require_protected_commands: true,
+            max_buffer_size: 1 << 20,
+        }
+    }
+}
+
 impl TlsSection {
     pub fn policy(&self) -> ftp_server::tls::TlsPolicy {
         ftp_server::tls::TlsPolicy {
@@ -484,6 +512,11 @@ impl FileConfig {
                 "storage.backend: unknown backend {:?} (known: \"fs\", \"s3\")",
                 self.storage.backend
             )));
+        }
+        if self.gssapi.max_buffer_size < 512 {
+            return Err(ConfigError::Invalid(
+                "gssapi.max_buffer_size: at least 512 bytes (a wrapped block's overhead is about 60)".into(),
+            ));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid("tls.cert and tls.key go together".into()));
@@ -639,6 +672,7 @@ impl FileConfig {
                 .collect(),
             max_stat_entries: self.limits.max_stat_entries,
             tls: None,
+            gssapi: None,
             default_quota: ftp_auth::QuotaLimits {
                 bytes: self.storage.quota_bytes.map(|s| s.0),
                 files: self.storage.quota_files.map(|s| s.0),
@@ -851,6 +885,29 @@ mod tests {
         let c: FileConfig = toml::from_str("[server]\nreceive_threads = 0").unwrap();
         assert_eq!(c.server_config().unwrap().receive_threads, 0);
         assert_eq!(parse_port_range("50000-50010").unwrap(), 50000..=50010);
+    }
+
+    #[test]
+    fn gssapi_section() {
+        let d = FileConfig::default().gssapi;
+        assert_eq!(d.keytab, None, "off unless a keytab is given");
+        assert_eq!(d.library, "libgssapi_krb5.so.2");
+        assert!(d.require_protected_commands);
+        assert_eq!(d.max_buffer_size, 1 << 20);
+        let c: FileConfig = toml::from_str(
+            "[gssapi]\nkeytab = \"/etc/k.keytab\"\nrequire_protected_commands = false\nmax_buffer_size = 65536",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.gssapi.keytab.as_deref(), Some(Path::new("/etc/k.keytab")));
+        assert!(!c.gssapi.require_protected_commands);
+        assert_eq!(c.gssapi.max_buffer_size, 65536);
+        let c: FileConfig = toml::from_str("[gssapi]\nmax_buffer_size = 100").unwrap();
+        assert!(c.validate().is_err(), "below the wrap overhead");
+        assert!(
+            toml::from_str::<FileConfig>("[gssapi]\nrealm = \"X\"").is_err(),
+            "unknown key"
+        );
     }
 
     #[test]

@@ -60,8 +60,9 @@ enum UserAction {
     },
 }
 
-/// A user's own TLS rules (unset: the server's `[tls]` policy) and the
-/// client certificates that log the user in without a password.
+/// A user's own TLS rules (unset: the server's `[tls]` policy), and the
+/// client certificates and Kerberos principals that log the user in
+/// without a password.
 #[derive(clap::Args)]
 struct UserTlsArgs {
     /// TLS before USER for this user (true/false), whatever the server's
@@ -76,6 +77,10 @@ struct UserTlsArgs {
     /// this user in (repeatable; needs `tls.client_certificates = true`).
     #[arg(long = "client-certificate")]
     client_certificates: Vec<String>,
+    /// Kerberos principal (alice@EXAMPLE.COM) that logs this user in after
+    /// AUTH GSSAPI (repeatable; needs a `[gssapi]` keytab).
+    #[arg(long = "kerberos-principal")]
+    kerberos_principals: Vec<String>,
 }
 
 /// A user's storage limits: bytes with an optional unit ("512K", "10 MiB",
@@ -167,6 +172,7 @@ fn user_add(
                 .ok_or_else(|| format!("--client-certificate {c:?} is not a SHA-256 fingerprint"))
         })
         .collect::<Result<_, _>>()?;
+    entry.kerberos_principals = tls.kerberos_principals;
     ftp_auth::add_user_to_file(&file, entry)?;
     println!("added user {name} to {}", file.display());
     Ok(())

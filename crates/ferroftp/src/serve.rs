@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// ftplib).
     #[arg(long)]
     no_tls_session_reuse: bool,
+    /// Offer RFC 2228 GSSAPI (Kerberos: AUTH GSSAPI, curl --krb) with the
+    /// service key in this keytab.
+    #[arg(long, value_name = "FILE")]
+    gssapi_keytab: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -87,6 +91,25 @@ impl ServeArgs {
             && self.users.is_empty()
             && !self.anonymous
     }
+}
+
+/// GSSAPI when a keytab is given: the library is loaded and the keytab's
+/// keys acquired now, so a missing library or an unreadable keytab stops
+/// the start rather than the first client's AUTH.
+fn gss_config(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<Option<ftp_server::GssConfig>, Box<dyn std::error::Error>> {
+    let Some(keytab) = args.gssapi_keytab.as_ref().or(file.gssapi.keytab.as_ref()) else {
+        return Ok(None);
+    };
+    let acceptor = ftp_server::gssapi::Acceptor::from_keytab(&file.gssapi.library, keytab)
+        .map_err(|e| format!("gssapi keytab {}: {e}", keytab.display()))?;
+    Ok(Some(ftp_server::GssConfig {
+        acceptor,
+        require_protected_commands: file.gssapi.require_protected_commands,
+        max_buffer_size: file.gssapi.max_buffer_size,
+    }))
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -109,6 +132,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         config.idle_timeout = Duration::from_secs(s);
     }
     config.tls = tls_config(&args, &file)?;
+    config.gssapi = gss_config(&args, &file)?;
 
     let (backend, storage_name) = storage_backend(&args, &file)?;
 

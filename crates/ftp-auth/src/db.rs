@@ -266,10 +266,29 @@ impl Authenticator for UserDb {
     }
 
     async fn authenticate_certificate(&self, username: &str, fingerprint: &str) -> Result<User, AuthError> {
+        self.authorized_by_security_data(username, |a| {
+            a.certificates.iter().any(|c| c.eq_ignore_ascii_case(fingerprint))
+        })
+    }
+
+    async fn authenticate_principal(&self, username: &str, principal: &str) -> Result<User, AuthError> {
+        self.authorized_by_security_data(username, |a| a.principals.iter().any(|p| p == principal))
+    }
+}
+
+impl UserDb {
+    /// The user whose entry `listed` says the security data (a client
+    /// certificate, a Kerberos principal) belongs to; a disabled account
+    /// is refused after the match, so only its owner learns it is disabled.
+    fn authorized_by_security_data(
+        &self,
+        username: &str,
+        listed: impl Fn(&Account) -> bool,
+    ) -> Result<User, AuthError> {
         let Some(account) = self.users.get(username) else {
             return Err(AuthError::InvalidCredentials);
         };
-        if !account.certificates.iter().any(|c| c.eq_ignore_ascii_case(fingerprint)) {
+        if !listed(account) {
             return Err(AuthError::InvalidCredentials);
         }
         if account.disabled {

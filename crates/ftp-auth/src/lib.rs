@@ -136,4 +136,11 @@ pub trait Authenticator: Send + Sync {
     async fn authenticate_certificate(&self, _username: &str, _fingerprint: &str) -> Result<User, AuthError> {
         Err(AuthError::InvalidCredentials)
     }
+
+    /// Logs `username` in by the Kerberos principal an RFC 2228 GSSAPI
+    /// exchange authenticated (`alice@EXAMPLE.COM`), with no password: only
+    /// when the user's entry lists that very principal.
+    async fn authenticate_principal(&self, _username: &str, _principal: &str) -> Result<User, AuthError> {
+        Err(AuthError::InvalidCredentials)
+    }
 }

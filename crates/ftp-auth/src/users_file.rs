@@ -94,6 +94,10 @@ pub struct UserEntry {
     /// that log this user in without a password.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_certificates: Vec<String>,
+    /// Kerberos principals (`alice@EXAMPLE.COM`, compared exactly) that
+    /// log this user in without a password after AUTH GSSAPI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kerberos_principals: Vec<String>,
 }
 
 impl UserEntry {
@@ -114,6 +118,7 @@ impl UserEntry {
             require_tls_for_login: None,
             require_tls_for_data: None,
             client_certificates: Vec::new(),
+            kerberos_principals: Vec::new(),
         }
     }
 }
@@ -156,6 +161,8 @@ pub enum EntryProblem {
     InvalidAccount,
     /// A `client_certificates` value is not a SHA-256 fingerprint.
     BadCertificateFingerprint(String),
+    /// A `kerberos_principals` value is not `name@REALM`.
+    BadPrincipal(String),
 }
 
 impl fmt::Display for EntryProblem {
@@ -175,6 +182,9 @@ impl fmt::Display for EntryProblem {
                 f,
                 "client_certificates: {v:?} is not a SHA-256 fingerprint (32 hex bytes separated by colons)"
             ),
+            EntryProblem::BadPrincipal(v) => {
+                write!(f, "kerberos_principals: {v:?} is not a principal (name@REALM)")
+            }
         }
     }
 }
@@ -259,6 +269,7 @@ pub(crate) struct Account {
     pub(crate) disabled: bool,
     /// Client-certificate fingerprints, normalised to `AA:BB:...`.
     pub(crate) certificates: Vec<String>,
+    pub(crate) principals: Vec<String>,
 }
 
 pub(crate) fn check_name(name: &str) -> Result<(), EntryProblem> {
@@ -295,6 +306,9 @@ pub(crate) fn check_entry(entry: &UserEntry) -> Result<Account, EntryProblem> {
         .iter()
         .map(|c| normalize_fingerprint(c).ok_or_else(|| EntryProblem::BadCertificateFingerprint(c.clone())))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(bad) = entry.kerberos_principals.iter().find(|p| !is_principal(p)) {
+        return Err(EntryProblem::BadPrincipal(bad.clone()));
+    }
     Ok(Account {
         user: User {
             name: entry.name.clone(),
@@ -316,7 +330,16 @@ pub(crate) fn check_entry(entry: &UserEntry) -> Result<Account, EntryProblem> {
         phc: Arc::from(entry.password.as_str()),
         disabled: entry.disabled,
         certificates,
+        principals: entry.kerberos_principals.clone(),
     })
+}
+
+/// `name@REALM`: both parts present, no spaces or control characters.
+fn is_principal(text: &str) -> bool {
+    let Some((name, realm)) = text.rsplit_once('@') else {
+        return false;
+    };
+    !name.is_empty() && !realm.is_empty() && !text.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
 /// `AA:BB:...` (upper case, 32 bytes) from a fingerprint written with or

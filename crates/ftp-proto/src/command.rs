@@ -588,7 +588,7 @@ pub static VERBS: &[VerbSpec] = &[
         during = false,
         data = false,
         perm = None,
-        "AUTH TLS: start TLS"
+        "AUTH TLS|GSSAPI: start TLS, or a Kerberos security exchange"
     ),
     spec!(
         Adat,
@@ -608,7 +608,7 @@ pub static VERBS: &[VerbSpec] = &[
         during = false,
         data = false,
         perm = None,
-        "PBSZ 0: protection buffer size"
+        "PBSZ <size>: protection buffer size (0 under TLS)"
     ),
     spec!(
         Prot,
@@ -618,7 +618,7 @@ pub static VERBS: &[VerbSpec] = &[
         during = false,
         data = false,
         perm = None,
-        "PROT C|P: data channel protection"
+        "PROT C|S|P: data channel protection (S under GSSAPI only)"
     ),
     spec!(
         Ccc,
@@ -635,7 +635,7 @@ pub static VERBS: &[VerbSpec] = &[
         ["MIC"],
         Required,
         login = false,
-        during = false,
+        during = true,
         data = false,
         perm = None,
         "MIC <command>: integrity-protected command"
@@ -645,7 +645,7 @@ pub static VERBS: &[VerbSpec] = &[
         ["CONF"],
         Required,
         login = false,
-        during = false,
+        during = true,
         data = false,
         perm = None,
         "CONF <command>: confidential command"
@@ -655,7 +655,7 @@ pub static VERBS: &[VerbSpec] = &[
         ["ENC"],
         Required,
         login = false,
-        during = false,
+        during = true,
         data = false,
         perm = None,
         "ENC <command>: private command"

@@ -29,10 +29,16 @@ pub enum ReplyCode {
     UserLoggedOut = 231,
     LogoutAfterTransfer = 232,
     SecurityDataExchangeComplete = 234,
+    /// RFC 2228: ADAT finished the security data exchange.
+    SecurityDataExchangeDone = 235,
     RequestedFileActionOkay = 250,
     PathCreated = 257,
     UserNameOkayNeedPassword = 331,
     NeedAccountForLogin = 332,
+    /// RFC 2228: AUTH mechanism accepted; ADAT must follow.
+    SecurityMechanismAccepted = 334,
+    /// RFC 2228: ADAT data accepted; more is needed.
+    SecurityDataNeedMore = 335,
     RequestedFileActionPending = 350,
     ServiceNotAvailable = 421,
     CantOpenDataConnection = 425,
@@ -55,6 +61,8 @@ pub enum ReplyCode {
     RequestDeniedForPolicy = 534,
     ProtectionLevelNotSupported = 536,
     NotLoggedIn = 530,
+    /// RFC 2228: failed security check (a token that does not verify).
+    FailedSecurityCheck = 535,
     NeedAccountForStoring = 532,
     FileUnavailable = 550,
     PageTypeUnknown = 551,

@@ -197,6 +197,20 @@ pub struct TlsConfig {
     pub kernel_offload: bool,
 }
 
+/// RFC 2228 GSSAPI (Kerberos): AUTH GSSAPI, ADAT, protected commands and
+/// data connections.
+#[derive(Debug, Clone)]
+pub struct GssConfig {
+    /// The server's credentials (its keytab).
+    pub acceptor: Arc<crate::gssapi::Acceptor>,
+    /// Once a context is set up, commands must come protected (MIC, CONF,
+    /// ENC); a plain one gets 533.
+    pub require_protected_commands: bool,
+    /// The largest protection buffer PBSZ agrees to, in bytes: a client
+    /// asking for more is answered `PBSZ=` this (RFC 2228).
+    pub max_buffer_size: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
@@ -274,6 +288,8 @@ pub struct ServerConfig {
     pub max_stat_entries: usize,
     /// FTPS; `None` answers AUTH with 504.
     pub tls: Option<TlsConfig>,
+    /// GSSAPI; `None` answers AUTH GSSAPI with 504.
+    pub gssapi: Option<GssConfig>,
     /// Storage limits for users whose users-file entry does not set them
     /// (per-user bytes and files, largest file); none by default.
     pub default_quota: ftp_auth::QuotaLimits,
@@ -311,6 +327,7 @@ impl Default for ServerConfig {
             virtual_hosts: Vec::new(),
             max_stat_entries: 10_000,
             tls: None,
+            gssapi: None,
             default_quota: ftp_auth::QuotaLimits::default(),
         }
     }

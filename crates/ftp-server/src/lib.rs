@@ -24,6 +24,9 @@
 //! - `proxy`: the PROXY protocol header read from a trusted balancer's
 //!   connection before the greeting.
 //! - `net`: socket options (TCP_NODELAY, SO_OOBINLINE) and sendfile.
+//! - [`gssapi`]: RFC 2228's GSSAPI mechanism (Kerberos) over the system's
+//!   GSS-API library, loaded at run time; `gss_framing`: its protected
+//!   commands and replies (MIC, CONF, ENC; 631-633) and data blocks.
 //! - `ktls`: FTPS downloads handed to kernel TLS, so sendfile serves them.
 //! - `send_thread`, `receive_thread`: large plain downloads and uploads
 //!   moved off the runtime's workers to a bounded set of threads, one per
@@ -35,6 +38,8 @@ pub mod config;
 mod cork;
 mod data;
 mod gate;
+mod gss_framing;
+pub mod gssapi;
 mod ktls;
 mod limits;
 pub mod listener;
@@ -50,5 +55,7 @@ mod tls_socket;
 mod transfer;
 mod transfer_thread;
 
-pub use config::{BanConfig, FailedLoginReply, IpNet, ProxyProtocolConfig, ServerConfig, TlsConfig, VirtualHost};
+pub use config::{
+    BanConfig, FailedLoginReply, GssConfig, IpNet, ProxyProtocolConfig, ServerConfig, TlsConfig, VirtualHost,
+};
 pub use listener::Server;

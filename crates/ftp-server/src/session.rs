@@ -33,6 +33,8 @@ use crate::bans::BanTable;
 use crate::config::ServerConfig;
 use crate::data::DataSetup;
 use crate::gate::{self, GateView};
+use crate::gss_framing::{CommandLevel, ReplyProtection};
+use crate::gssapi;
 use crate::limits::{AddrKey, CountGuard, SessionCounts};
 use crate::proxy::Proxied;
 use crate::tls::{self, MaybeTls};
@@ -195,18 +197,32 @@ pub(crate) struct Control {
     decoder_max: usize,
     read_buf: Vec<u8>,
     out: Vec<u8>,
+    /// Under GSSAPI, the protection of the command being answered (and of
+    /// replies no command asked for, like a transfer's 226): its replies go
+    /// out as 631, 632 or 633. `None`: plain replies.
+    pub protection: Option<ReplyProtection>,
+    protected_out: Vec<u8>,
 }
 
 impl Control {
     pub async fn send(&mut self, reply: Reply) -> std::io::Result<()> {
         self.out.clear();
         reply.encode_into(&mut self.out);
-        self.stream.write_all(&self.out).await
+        let out = std::mem::take(&mut self.out);
+        let result = self.send_raw(&out).await;
+        self.out = out;
+        result
     }
 
-    /// Writes raw, already-encoded reply bytes (streamed STAT listings).
+    /// Writes encoded reply lines, whole lines only (streamed STAT
+    /// listings), protected when the command was.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes).await
+        let Some(protection) = &self.protection else {
+            return self.stream.write_all(bytes).await;
+        };
+        self.protected_out.clear();
+        protection.protect(bytes, &mut self.protected_out)?;
+        self.stream.write_all(&self.protected_out).await
     }
 
     /// Drops every byte received but not yet run: after AUTH TLS, whatever
@@ -276,6 +292,12 @@ pub(crate) struct Session {
     pub pbsz: bool,
     /// PROT P: data connections use TLS.
     pub prot_private: bool,
+    /// RFC 2228 GSSAPI: AUTH GSSAPI given, or a context set up by ADAT.
+    pub gss: GssState,
+    /// Under GSSAPI: the buffer size PBSZ agreed, and the data protection
+    /// PROT chose (`Some(true)`: P, `Some(false)`: S; `None`: C).
+    pub gss_buffer_size: Option<u32>,
+    pub gss_data: Option<bool>,
     pub transfer: Option<RunningTransfer>,
     /// QUIT arrived during a transfer: close once it ends (232 sent).
     pub quit_pending: bool,
@@ -294,8 +316,9 @@ pub(crate) struct Session {
     /// The logged-in user's storage limits and usage (`quota`).
     pub space: crate::quota::SessionSpace,
     shutting_down: watch::Receiver<bool>,
-    /// Commands that arrived during a transfer, run after it.
-    deferred: VecDeque<Vec<u8>>,
+    /// Commands that arrived during a transfer, run after it (with the
+    /// protection of the MIC, CONF or ENC that carried them).
+    deferred: VecDeque<(Vec<u8>, Option<CommandLevel>)>,
     connected_at: Instant,
     /// The idle clock: the answer to the last command, or the end of the
     /// last transfer.
@@ -322,6 +345,8 @@ impl Session {
                 decoder_max: max_line,
                 read_buf: vec![0; 4096],
                 out: Vec::with_capacity(256),
+                protection: None,
+                protected_out: Vec::new(),
             },
             peer,
             local,
@@ -343,6 +368,9 @@ impl Session {
             implicit_tls,
             pbsz: implicit_tls,
             prot_private: implicit_tls,
+            gss: GssState::None,
+            gss_buffer_size: None,
+            gss_data: None,
             transfer: None,
             quit_pending: false,
             shutdown_pending: false,
@@ -400,8 +428,8 @@ impl Session {
     /// for input, transfer events and timeouts.
     async fn step(&mut self) -> Flow {
         if self.transfer.is_none() {
-            if let Some(line) = self.deferred.pop_front() {
-                return self.dispatch_line(&line).await;
+            if let Some((line, level)) = self.deferred.pop_front() {
+                return self.dispatch_line(&line, level).await;
             }
         }
         if let Some(line) = self.ctl.decoder.next_line() {
@@ -578,9 +606,15 @@ impl Session {
     /// A complete line from the client: run it now, or queue it behind a
     /// running transfer.
     async fn accept_line(&mut self, line: Vec<u8>) -> Flow {
+        self.accept_protected_line(line, None).await
+    }
+
+    /// [`Session::accept_line`] for a line that came protected at `level`
+    /// (opened from a MIC, CONF or ENC) or plain (`None`).
+    pub(crate) async fn accept_protected_line(&mut self, line: Vec<u8>, level: Option<CommandLevel>) -> Flow {
         let runs_now = self.transfer.is_none() && self.deferred.is_empty() || allowed_during_transfer(&line);
         if runs_now {
-            return self.dispatch_line(&line).await;
+            return self.dispatch_line(&line, level).await;
         }
         if self.deferred.len() >= self.shared.config.max_queued_commands {
             self.reply(
@@ -590,20 +624,31 @@ impl Session {
             .await;
             return Flow::Close;
         }
-        self.deferred.push_back(line);
+        self.deferred.push_back((line, level));
         Flow::Continue
     }
 
     /// Runs one command; the idle clock starts again once it is answered,
     /// so a slow command (an argon2 check under load, a storage call to a
     /// distant object store) does not eat into the client's idle time.
-    async fn dispatch_line(&mut self, line: &[u8]) -> Flow {
-        let flow = self.run_line(line).await;
+    async fn dispatch_line(&mut self, line: &[u8], level: Option<CommandLevel>) -> Flow {
+        let flow = self.run_line(line, level).await;
         self.last_activity = Instant::now();
         flow
     }
 
-    async fn run_line(&mut self, line: &[u8]) -> Flow {
+    async fn run_line(&mut self, line: &[u8], level: Option<CommandLevel>) -> Flow {
+        // Replies follow the command's protection. A protected command's
+        // own replies, and everything after it until the next command (a
+        // transfer's 226, a timeout's 421), go out at its level.
+        let context = match &self.gss {
+            GssState::Established(context) => Some(context),
+            _ => None,
+        };
+        self.ctl.protection = context.zip(level).map(|(context, level)| ReplyProtection {
+            context: Arc::clone(context),
+            level,
+        });
         let command = match Command::parse(line) {
             Ok(c) => c,
             Err(e) => {
@@ -612,6 +657,14 @@ impl Session {
             }
         };
         tracing::trace!(verb = ?command.verb(), "command");
+        if level.is_none() && !self.plain_command_allowed(command.verb()) {
+            self.reply(
+                ReplyCode::CommandProtectionLevelDenied,
+                "Commands must be protected (MIC, CONF or ENC) once the security exchange is done",
+            )
+            .await;
+            return Flow::Continue;
+        }
         let spec = command.verb().spec();
         let view = GateView {
             user: self.user.as_ref().filter(|_| self.logged_in()),
@@ -709,6 +762,16 @@ impl Session {
             let _ = self.cancel_transfer().await;
         }
     }
+}
+
+/// A session's RFC 2228 GSSAPI state.
+pub(crate) enum GssState {
+    None,
+    /// AUTH GSSAPI answered 334; ADAT rounds go on (the negotiation is
+    /// taken out while a round runs on a blocking thread).
+    Negotiating(Option<gssapi::Negotiation>),
+    /// ADAT finished (235): the context protects commands and data.
+    Established(Arc<gssapi::SecurityContext>),
 }
 
 /// True when the line's verb is one the table allows during a transfer.

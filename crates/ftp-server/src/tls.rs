@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::gss_framing::GssStream;
 use crate::ktls::KernelTls;
 use crate::tls_socket::TlsSocket;
 
@@ -365,6 +366,9 @@ pub(crate) enum MaybeTls {
     /// A data connection under kernel TLS (`ktls`): a download's, whose
     /// sends the kernel encrypts, or an upload's, which it also decrypts.
     Kernel(KernelTls),
+    /// A data connection under GSSAPI protection (PROT S or P after AUTH
+    /// GSSAPI): RFC 2228's wrapped blocks.
+    Gss(Box<GssStream>),
     /// Only while the control connection changes between plain and TLS.
     Detached,
 }
@@ -394,6 +398,7 @@ impl MaybeTls {
             MaybeTls::Plain(s) => Some(s),
             MaybeTls::Tls(s) => Some(s.get_ref().0.tcp()),
             MaybeTls::Kernel(k) => Some(k.tcp()),
+            MaybeTls::Gss(g) => Some(g.tcp()),
             MaybeTls::Detached => None,
         }
     }
@@ -405,6 +410,7 @@ impl AsyncRead for MaybeTls {
             MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             MaybeTls::Kernel(k) => Pin::new(k).poll_read(cx, buf),
+            MaybeTls::Gss(g) => Pin::new(g.as_mut()).poll_read(cx, buf),
             MaybeTls::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -416,6 +422,7 @@ impl AsyncWrite for MaybeTls {
             MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             MaybeTls::Kernel(k) => Pin::new(k).poll_write(cx, buf),
+            MaybeTls::Gss(g) => Pin::new(g.as_mut()).poll_write(cx, buf),
             MaybeTls::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -425,6 +432,7 @@ impl AsyncWrite for MaybeTls {
             MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             MaybeTls::Kernel(k) => Pin::new(k).poll_flush(cx),
+            MaybeTls::Gss(g) => Pin::new(g.as_mut()).poll_flush(cx),
             MaybeTls::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -434,6 +442,7 @@ impl AsyncWrite for MaybeTls {
             MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             MaybeTls::Kernel(k) => Pin::new(k).poll_shutdown(cx),
+            MaybeTls::Gss(g) => Pin::new(g.as_mut()).poll_shutdown(cx),
             MaybeTls::Detached => Poll::Ready(Ok(())),
         }
     }

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cork::{SendfileDownloads, Sending, TailCork};
 use crate::data::{self, DataSetup};
+use crate::gss_framing::{self, GssStream};
 use crate::ktls;
 use crate::net;
 use crate::receive_thread::{self, ReceiveError, ReceiveThreads, ThreadReceive};
@@ -97,6 +98,9 @@ pub(crate) struct TransferContext {
     /// PROT P: TLS on the data connection, with the control session's
     /// config (see `tls`).
     pub protection: Option<DataProtection>,
+    /// PROT S or P under GSSAPI: RFC 2228 blocks wrapped by the control
+    /// session's security context.
+    pub gss: Option<gss_framing::DataProtection>,
     /// Threads for large plain downloads (see `send_thread`).
     pub send_threads: Arc<SendThreads>,
     /// Threads for large plain uploads (see `receive_thread`).
@@ -292,7 +296,7 @@ pub(crate) async fn run(job: Job, mut ctx: TransferContext) -> TransferOutcome {
 /// of a MODE B transfer, whose connection stays open with nothing to
 /// push it.
 fn needs_nodelay(ctx: &TransferContext) -> bool {
-    ctx.protection.is_some() || ctx.params.mode == TransferMode::Block
+    ctx.protection.is_some() || ctx.gss.is_some() || ctx.params.mode == TransferMode::Block
 }
 
 /// Whether a protected upload with these parameters goes to kernel TLS
@@ -311,6 +315,15 @@ fn kernel_may_receive(ctx: &TransferContext) -> bool {
 /// `for_kernel_rx` (an upload, see [`kernel_may_receive`]) the connection
 /// then goes to kernel TLS in both directions where the kernel takes it.
 async fn protect(stream: MaybeTls, ctx: &mut TransferContext, for_kernel_rx: bool) -> Result<MaybeTls, Stop> {
+    if let Some(gss) = &ctx.gss {
+        // A kept MODE B connection is already wrapped.
+        return match stream {
+            MaybeTls::Plain(tcp) => GssStream::new(tcp, gss.clone())
+                .map(|g| MaybeTls::Gss(Box::new(g)))
+                .map_err(Stop::Network),
+            other => Ok(other),
+        };
+    }
     let Some(protection) = &ctx.protection else {
         return Ok(stream);
     };

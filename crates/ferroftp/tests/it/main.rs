@@ -11,6 +11,7 @@ mod data_segments;
 mod ftps;
 mod ftps_suppaftp;
 mod ftps_users;
+mod gssapi;
 mod ipv6;
 mod proxy_protocol;
 mod receive_threads;

@@ -27,8 +27,17 @@ impl Session {
         .map(|f| format!(" {f}"))
         .collect();
         lines.push(format!(" {}", self.facts.feat_line()));
-        if self.shared.config.tls.is_some() {
-            lines.extend([" AUTH TLS".to_string(), " PBSZ".to_string(), " PROT".to_string()]);
+        // One AUTH line per mechanism, as vsftpd lists AUTH SSL and AUTH
+        // TLS: parsers look for the line "AUTH TLS".
+        let cfg = &self.shared.config;
+        if cfg.tls.is_some() {
+            lines.push(" AUTH TLS".to_string());
+        }
+        if cfg.gssapi.is_some() {
+            lines.push(" AUTH GSSAPI".to_string());
+        }
+        if cfg.tls.is_some() || cfg.gssapi.is_some() {
+            lines.extend([" PBSZ".to_string(), " PROT".to_string()]);
         }
         lines.sort();
         self.send(Reply::multiline(

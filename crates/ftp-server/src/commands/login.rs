@@ -38,7 +38,7 @@ impl Session {
             .as_ref()
             .is_some_and(|t| t.policy.require_for_login);
         let required = self.shared.auth.tls_rules(name).login.unwrap_or(global);
-        if self.tls.is_none() && required {
+        if !self.control_protected() && required {
             self.reply(
                 ReplyCode::RequestDeniedForPolicy,
                 "Policy requires TLS; send AUTH TLS first",
@@ -47,7 +47,7 @@ impl Session {
             return;
         }
         self.log_out();
-        if self.certificate_login(name).await {
+        if self.certificate_login(name).await || self.principal_login(name).await {
             return;
         }
         let guest = self.shared.auth.is_anonymous_name(name);
@@ -156,6 +156,15 @@ impl Session {
             }
             Err(_) => return false,
         };
+        tracing::info!(peer = %self.peer, user = %user.name, "client certificate accepted");
+        self.log_in_by_security_data(user).await
+    }
+
+    /// Ends a login that security data authorized (a client certificate,
+    /// a Kerberos principal): 232, or 332 when the account also needs
+    /// ACCT. False when the home is unavailable: USER then goes on to ask
+    /// for a password.
+    pub(super) async fn log_in_by_security_data(&mut self, user: User) -> bool {
         let storage = match self.shared.backend.user_storage(&user.home).await {
             Ok(s) => s,
             Err(e) => {
@@ -163,7 +172,6 @@ impl Session {
                 return false;
             }
         };
-        tracing::info!(peer = %self.peer, user = %user.name, "client certificate accepted");
         if user.account_requirement == AccountRequirement::ForLogin {
             self.login = Login::AwaitingAccount { user, storage };
             self.reply(ReplyCode::NeedAccountForLogin, "Need account for login; send ACCT")
@@ -243,6 +251,9 @@ impl Session {
         // starts over (RFC 4217 §11).
         self.pbsz = self.implicit_tls;
         self.prot_private = self.implicit_tls;
+        // So does GSSAPI's; its security context stays.
+        self.gss_buffer_size = None;
+        self.gss_data = None;
         self.host = None;
         self.utf8 = true;
         self.epsv_all = false;

@@ -4,6 +4,7 @@
 
 mod data_setup;
 mod files;
+mod gss;
 mod info;
 mod login;
 mod navigation;
@@ -16,6 +17,7 @@ use ftp_proto::command::Permission;
 use ftp_proto::listing::EntryKind;
 use ftp_proto::{Command, FtpPath, ReplyCode};
 
+use crate::gss_framing::CommandLevel;
 use crate::replies;
 use crate::session::{Flow, Session};
 
@@ -84,11 +86,13 @@ impl Session {
             Command::Mfmt { time, path } => self.cmd_mfmt(time, &path).await,
             Command::Host(name) => self.cmd_host(&name).await,
             Command::Auth(mechanism) => return self.cmd_auth(&mechanism).await,
-            Command::Adat(_) => self.cmd_adat().await,
-            Command::Pbsz(_) => self.cmd_pbsz().await,
+            Command::Adat(data) => self.cmd_adat(&data).await,
+            Command::Pbsz(size) => self.cmd_pbsz(size).await,
             Command::Prot(level) => self.cmd_prot(level).await,
             Command::Ccc => return self.cmd_ccc().await,
-            Command::Mic(_) | Command::Conf(_) | Command::Enc(_) => self.cmd_protected().await,
+            Command::Mic(arg) => return self.cmd_protected(CommandLevel::Integrity, &arg).await,
+            Command::Conf(arg) => return self.cmd_protected(CommandLevel::Confidential, &arg).await,
+            Command::Enc(arg) => return self.cmd_protected(CommandLevel::Private, &arg).await,
         }
         Flow::Continue
     }

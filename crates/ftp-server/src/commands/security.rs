@@ -1,5 +1,6 @@
-//! RFC 2228 security commands as RFC 4217 profiles them for TLS: AUTH,
-//! PBSZ, PROT, CCC; ADAT, MIC, CONF and ENC have no use with TLS.
+//! RFC 2228 security commands: as RFC 4217 profiles them for TLS (AUTH,
+//! PBSZ, PROT, CCC; ADAT, MIC, CONF and ENC have no use with TLS), and for
+//! the GSSAPI mechanism (Kerberos), whose handlers are in `gss`.
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use ftp_proto::command::ProtLevel;
 use ftp_proto::ReplyCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::session::{Flow, Session};
+use crate::gss_framing::CommandLevel;
+use crate::session::{Flow, GssState, Session};
 use crate::tls::MaybeTls;
 
 /// How long CCC waits for the client's close_notify.
@@ -28,6 +30,10 @@ impl Session {
     /// AUTH TLS (and its aliases SSL, TLS-C, TLS-P): 234, then the
     /// handshake. Anything the client pipelined after AUTH is discarded.
     pub(super) async fn cmd_auth(&mut self, mechanism: &str) -> Flow {
+        if mechanism == "GSSAPI" {
+            self.cmd_auth_gssapi().await;
+            return Flow::Continue;
+        }
         if self.shared.config.tls.is_none() {
             self.reply(
                 ReplyCode::ParameterNotImplemented,
@@ -48,6 +54,12 @@ impl Session {
             self.reply(ReplyCode::BadSequence, "Already using TLS").await;
             return Flow::Continue;
         }
+        if self.gss_established() {
+            self.reply(ReplyCode::BadSequence, "A GSSAPI security context is already in use")
+                .await;
+            return Flow::Continue;
+        }
+        self.gss = GssState::None;
         self.reply(
             ReplyCode::SecurityDataExchangeComplete,
             format!("AUTH {mechanism} successful; start TLS negotiation"),
@@ -61,16 +73,22 @@ impl Session {
         Flow::Continue
     }
 
-    pub(super) async fn cmd_adat(&mut self) {
+    pub(super) async fn cmd_adat(&mut self, data: &[u8]) {
         if self.tls.is_some() {
             self.reply(ReplyCode::BadSequence, "ADAT is not used with TLS").await;
-        } else {
+        } else if matches!(self.gss, GssState::None) {
             self.reply(ReplyCode::BadSequence, "ADAT needs AUTH first").await;
+        } else {
+            self.gss_adat(data).await;
         }
     }
 
     /// PBSZ: TLS has no buffer size; RFC 4217 §8 answers PBSZ=0.
-    pub(super) async fn cmd_pbsz(&mut self) {
+    pub(super) async fn cmd_pbsz(&mut self, size: u32) {
+        if self.gss_established() {
+            self.gss_pbsz(size).await;
+            return;
+        }
         if self.tls.is_none() {
             self.reply(ReplyCode::BadSequence, "PBSZ needs AUTH first").await;
             return;
@@ -81,6 +99,10 @@ impl Session {
 
     /// PROT C or P (S and E cannot be provided by TLS: 536).
     pub(super) async fn cmd_prot(&mut self, level: ProtLevel) {
+        if self.gss_established() {
+            self.gss_prot(level).await;
+            return;
+        }
         if self.tls.is_none() || !self.pbsz {
             self.reply(ReplyCode::BadSequence, "PROT needs AUTH and PBSZ first")
                 .await;
@@ -115,6 +137,10 @@ impl Session {
     /// CCC (RFC 4217 §6): back to a plain control connection, after both
     /// sides exchange close_notify. Refused unless the site allows it.
     pub(super) async fn cmd_ccc(&mut self) -> Flow {
+        if self.gss_established() {
+            self.gss_ccc().await;
+            return Flow::Continue;
+        }
         // The control stream itself, not `self.tls`: that stays set after a
         // CCC, for the data connections under PROT P.
         if !matches!(self.ctl.stream, MaybeTls::Tls(_)) || self.implicit_tls {
@@ -161,19 +187,22 @@ impl Session {
         }
     }
 
-    pub(super) async fn cmd_protected(&mut self) {
+    pub(super) async fn cmd_protected(&mut self, level: CommandLevel, argument: &[u8]) -> Flow {
         if self.tls.is_some() {
             self.reply(
                 ReplyCode::CommandNotImplemented,
                 "MIC, CONF and ENC are not used with TLS",
             )
             .await;
-        } else {
+        } else if !self.gss_established() {
             self.reply(
                 ReplyCode::BadSequence,
                 "No security mechanism established; send AUTH first",
             )
             .await;
+        } else {
+            return self.gss_protected(level, argument).await;
         }
+        Flow::Continue
     }
 }

@@ -34,7 +34,7 @@ impl Session {
                 .await;
             return false;
         }
-        if self.data_protection_required() && !self.prot_private {
+        if self.data_protection_required() && !self.data_protected() {
             self.reply(
                 ReplyCode::ProtectionPolicyRefused,
                 "Data connections must be protected: use PBSZ 0 and PROT P",
@@ -81,6 +81,7 @@ impl Session {
             marks: marks_tx,
             cancel: cancel_rx,
             protection: self.data_protection(matches!(job, Job::Stor { .. })),
+            gss: self.gss_data_protection(),
             send_threads: Arc::clone(&self.shared.send_threads),
             receive_threads: Arc::clone(&self.shared.receive_threads),
             sendfile_downloads: Arc::clone(&self.shared.sendfile_downloads),
