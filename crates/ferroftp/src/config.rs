@@ -423,6 +423,10 @@ impl Default for TlsSection {
     }
 }
 
+/// The largest `gssapi.max_buffer_size`: a protected upload holds one
+/// block, and its opened copy, of up to this size.
+const MAX_GSS_BUFFER: u32 = 16 << 20;
+
 /// RFC 2228 GSSAPI (Kerberos 5): on when a keytab is given.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -513,10 +517,11 @@ impl FileConfig {
                 self.storage.backend
             )));
         }
-        if self.gssapi.max_buffer_size < 512 {
-            return Err(ConfigError::Invalid(
-                "gssapi.max_buffer_size: at least 512 bytes (a wrapped block's overhead is about 60)".into(),
-            ));
+        if !(512..=MAX_GSS_BUFFER).contains(&self.gssapi.max_buffer_size) {
+            return Err(ConfigError::Invalid(format!(
+                "gssapi.max_buffer_size: 512 bytes (a wrapped block's overhead is about 60) to {MAX_GSS_BUFFER} \
+                 (each protected upload may hold a block of this size)"
+            )));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid("tls.cert and tls.key go together".into()));
@@ -904,6 +909,8 @@ mod tests {
         assert_eq!(c.gssapi.max_buffer_size, 65536);
         let c: FileConfig = toml::from_str("[gssapi]\nmax_buffer_size = 100").unwrap();
         assert!(c.validate().is_err(), "below the wrap overhead");
+        let c: FileConfig = toml::from_str("[gssapi]\nmax_buffer_size = 16777217").unwrap();
+        assert!(c.validate().is_err(), "over 16 MiB");
         assert!(
             toml::from_str::<FileConfig>("[gssapi]\nrealm = \"X\"").is_err(),
             "unknown key"

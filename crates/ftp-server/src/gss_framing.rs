@@ -52,23 +52,44 @@ pub(crate) enum CommandError {
     Verify(GssError),
     /// CONF or ENC whose token was not encrypted (535).
     NotEncrypted,
+    /// MIC whose token was encrypted (535): the verb is outside the token,
+    /// so an ENC turned into a MIC on the way would have its replies sent
+    /// without encryption.
+    EncryptedMic,
+    /// A token wrapped before one already seen (535): a replay.
+    OutOfOrder,
     /// What it carried is not one command line (501).
     NotALine,
 }
 
 /// Opens the argument of a protected command: the command line inside,
-/// without its line end.
+/// without its line end. Its token must have been wrapped after every
+/// token numbered up to `after` (the last command's, or the highest of
+/// all when no transfer runs: see `commands::gss`).
 pub(crate) fn open_command(
     context: &SecurityContext,
     level: CommandLevel,
     argument: &[u8],
-) -> Result<Vec<u8>, CommandError> {
+    after: Option<u64>,
+) -> Result<(Vec<u8>, u64), CommandError> {
     let token = BASE64
         .decode(argument.trim_ascii())
         .map_err(|_| CommandError::NotBase64)?;
-    let (mut line, encrypted) = context.unwrap(&token).map_err(CommandError::Verify)?;
-    if level.encrypted() && !encrypted {
+    let opened = context.unwrap(&token).map_err(CommandError::Verify)?;
+    if after.is_some_and(|after| opened.sequence <= after) {
+        return Err(CommandError::OutOfOrder);
+    }
+    if level.encrypted() && !opened.encrypted {
         return Err(CommandError::NotEncrypted);
+    }
+    if !level.encrypted() && opened.encrypted {
+        return Err(CommandError::EncryptedMic);
+    }
+    let mut line = opened.message;
+    // MIT's and Solaris's clients wrap the command with its C string's
+    // NUL and no line end.
+    if line.last() == Some(&0) {
+        line.pop();
     }
     if line.ends_with(b"\r\n") {
         line.truncate(line.len() - 2);
@@ -78,7 +99,7 @@ pub(crate) fn open_command(
     if line.is_empty() || line.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(CommandError::NotALine);
     }
-    Ok(line)
+    Ok((line, opened.sequence))
 }
 
 /// Replies protected at the level of the command they answer.
@@ -135,6 +156,11 @@ pub(crate) struct DataProtection {
     /// The buffer size agreed with PBSZ: the longest token either side
     /// sends.
     pub buffer_size: u32,
+    /// The highest sequence number of the client's tokens when the
+    /// transfer started (its own command's, at least): every block of an
+    /// upload must come after it, and after the block before it, so no
+    /// block of an earlier transfer, nor a repeated one, can be slipped in.
+    pub after: Option<u64>,
 }
 
 /// Room above the agreed buffer size allowed for a client's tokens: a
@@ -162,6 +188,8 @@ pub(crate) struct GssStream {
     /// An opened block not yet read by the caller.
     message: Vec<u8>,
     message_read: usize,
+    /// The sequence number the next block must exceed.
+    after: Option<u64>,
     ended: bool,
     /// Blocks came from the client: an upload, whose end the client marks
     /// (the server's shutdown sends no last block of its own).
@@ -177,6 +205,7 @@ impl GssStream {
             .max(1) as usize;
         Ok(GssStream {
             tcp,
+            after: protection.after,
             protection,
             max_message,
             out: Vec::new(),
@@ -271,21 +300,28 @@ impl GssStream {
         }
         self.header_read = 0;
         self.received = true;
-        let (message, encrypted) = self
+        let opened = self
             .protection
             .context
             .unwrap(&self.token)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        if self.protection.confidential && !encrypted {
+        if self.after.is_some_and(|after| opened.sequence <= after) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a protected block out of order (replayed or from an earlier transfer)",
+            )));
+        }
+        self.after = Some(opened.sequence);
+        if self.protection.confidential && !opened.encrypted {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "PROT P, but a block was not encrypted",
             )));
         }
-        if message.is_empty() {
+        if opened.message.is_empty() {
             return Poll::Ready(Ok(false));
         }
-        self.message = message;
+        self.message = opened.message;
         self.message_read = 0;
         Poll::Ready(Ok(true))
     }

@@ -38,14 +38,33 @@ impl Buffer {
     }
 
     /// A buffer the library only reads (its calls take `gss_buffer_t`, not
-    /// a const pointer, but never write through an input buffer).
+    /// a const pointer, but never write through an input buffer). Empty:
+    /// a null pointer, not the dangling one of an empty slice.
     fn borrowing(bytes: &[u8]) -> Buffer {
+        if bytes.is_empty() {
+            return Buffer::empty();
+        }
         Buffer {
             length: bytes.len(),
             value: bytes.as_ptr() as *mut c_void,
         }
     }
 }
+
+#[repr(C)]
+struct Oid {
+    length: OmUint32,
+    elements: *const c_void,
+}
+
+#[repr(C)]
+struct OidSet {
+    count: usize,
+    elements: *const Oid,
+}
+
+/// Kerberos 5's mechanism, 1.2.840.113554.1.2.2 (RFC 1964), in DER.
+const KRB5_OID: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
 
 #[repr(C)]
 struct KeyValue {
@@ -63,9 +82,22 @@ const GSS_C_ACCEPT: c_int = 2;
 const GSS_C_INDEFINITE: OmUint32 = 0xffff_ffff;
 const GSS_C_GSS_CODE: c_int = 1;
 const GSS_C_MECH_CODE: c_int = 2;
-const GSS_S_COMPLETE: OmUint32 = 0;
 const GSS_S_CONTINUE_NEEDED: OmUint32 = 1;
 const GSS_C_QOP_DEFAULT: OmUint32 = 0;
+const GSS_C_CONF_FLAG: OmUint32 = 16;
+const GSS_C_INTEG_FLAG: OmUint32 = 32;
+/// Supplementary status: the token was seen before (a replay).
+const GSS_S_DUPLICATE_TOKEN: OmUint32 = 2;
+
+/// The sequence number of an RFC 4121 Wrap token (TOK_ID 05 04), which
+/// the token's checksum covers: read after the token verified, it tells
+/// the order the client wrapped its tokens in.
+fn wrap_token_sequence(token: &[u8]) -> Option<u64> {
+    if token.len() < 16 || token[..2] != [0x05, 0x04] {
+        return None;
+    }
+    Some(u64::from_be_bytes(token[8..16].try_into().expect("8 bytes")))
+}
 
 /// The calling and routine error bits of a major status (RFC 2744 §3.9.1);
 /// the low 16 bits are supplementary information, not errors.
@@ -301,16 +333,25 @@ impl Acceptor {
             count: 1,
             elements: &element,
         };
+        let oid = Oid {
+            length: KRB5_OID.len() as OmUint32,
+            elements: KRB5_OID.as_ptr() as *const c_void,
+        };
+        let mechs = OidSet {
+            count: 1,
+            elements: &oid,
+        };
         let mut minor = 0;
         let mut cred: Handle = ptr::null_mut();
-        // SAFETY: valid pointers for the call's duration; null desired name
-        // and mechanism set mean "any name in the keytab", "default mechs".
+        // SAFETY: valid pointers for the call's duration; a null desired
+        // name means "any name in the keytab". Kerberos 5 only: SPNEGO (and
+        // whatever it would negotiate, NTLM with gss-ntlmssp) is refused.
         let major = unsafe {
             (api.acquire_cred_from)(
                 &mut minor,
                 ptr::null_mut(),
                 GSS_C_INDEFINITE,
-                ptr::null_mut(),
+                &mechs as *const OidSet as Handle,
                 GSS_C_ACCEPT,
                 &store,
                 &mut cred,
@@ -371,9 +412,10 @@ impl Negotiation {
         let mut input = Buffer::borrowing(token);
         let mut output = Buffer::empty();
         let mut client: Handle = ptr::null_mut();
+        let mut flags: OmUint32 = 0;
         // SAFETY: valid pointers; null channel bindings accept the client's
         // whatever they are (curl binds the connection's addresses, which a
-        // NAT or a proxy changes); the optional outputs left null.
+        // NAT or a proxy changes); the other optional outputs left null.
         let major = unsafe {
             (api.accept_sec_context)(
                 &mut minor,
@@ -384,7 +426,7 @@ impl Negotiation {
                 &mut client,
                 ptr::null_mut(),
                 &mut output,
-                ptr::null_mut(),
+                &mut flags,
                 ptr::null_mut(),
                 ptr::null_mut(),
             )
@@ -398,7 +440,13 @@ impl Negotiation {
             release_name(api, &mut client);
             return Ok(Step::Continue(self, reply));
         }
-        debug_assert_eq!(major & 0xffff_0000, GSS_S_COMPLETE);
+        if flags & (GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG) != GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG {
+            release_name(api, &mut client);
+            return Err(GssError::Call {
+                call: "gss_accept_sec_context",
+                message: "the context offers no integrity or no confidentiality".into(),
+            });
+        }
         let name = display_name(api, client);
         release_name(api, &mut client);
         let name = name?;
@@ -406,7 +454,10 @@ impl Negotiation {
         Ok(Step::Established {
             context: SecurityContext {
                 api,
-                ctx: Mutex::new(ContextHandle(ctx)),
+                ctx: Mutex::new(ContextState {
+                    handle: ctx,
+                    highest_received: None,
+                }),
                 client: name,
             },
             token: reply,
@@ -447,16 +498,30 @@ fn delete_context(api: &Api, ctx: &mut Handle) {
     }
 }
 
-struct ContextHandle(Handle);
+struct ContextState {
+    handle: Handle,
+    /// The highest sequence number of the client's tokens so far.
+    highest_received: Option<u64>,
+}
 
 // SAFETY: used only under the mutex of its SecurityContext.
-unsafe impl Send for ContextHandle {}
+unsafe impl Send for ContextState {}
+
+/// An opened token.
+#[derive(Debug)]
+pub struct Unwrapped {
+    pub message: Vec<u8>,
+    /// It was encrypted, not only integrity-protected.
+    pub encrypted: bool,
+    /// Its sequence number (RFC 4121), in the order the client wrapped it.
+    pub sequence: u64,
+}
 
 /// An established context: wraps replies and data, unwraps commands and
 /// data.
 pub struct SecurityContext {
     api: &'static Api,
-    ctx: Mutex<ContextHandle>,
+    ctx: Mutex<ContextState>,
     client: String,
 }
 
@@ -486,7 +551,7 @@ impl SecurityContext {
         let major = unsafe {
             (self.api.wrap)(
                 &mut minor,
-                handle.0,
+                handle.handle,
                 c_int::from(confidential),
                 GSS_C_QOP_DEFAULT,
                 &mut input,
@@ -504,9 +569,22 @@ impl SecurityContext {
         Ok(token)
     }
 
-    /// Checks and opens `token`: the message, and whether it was encrypted.
-    pub fn unwrap(&self, token: &[u8]) -> Result<(Vec<u8>, bool), GssError> {
-        let handle = self.ctx.lock().unwrap_or_else(|p| p.into_inner());
+    /// The highest sequence number of the client's tokens opened so far.
+    pub fn highest_received(&self) -> Option<u64> {
+        self.ctx.lock().unwrap_or_else(|p| p.into_inner()).highest_received
+    }
+
+    /// Checks and opens `token`. Only RFC 4121 tokens (the AES enctypes,
+    /// every current Kerberos) are taken, so that callers can order them;
+    /// a token the library has seen before is refused.
+    pub fn unwrap(&self, token: &[u8]) -> Result<Unwrapped, GssError> {
+        let Some(sequence) = wrap_token_sequence(token) else {
+            return Err(GssError::Call {
+                call: "gss_unwrap",
+                message: "not an RFC 4121 wrap token (Kerberos with AES is needed)".into(),
+            });
+        };
+        let mut handle = self.ctx.lock().unwrap_or_else(|p| p.into_inner());
         let mut minor = 0;
         let mut input = Buffer::borrowing(token);
         let mut output = Buffer::empty();
@@ -516,7 +594,7 @@ impl SecurityContext {
         let major = unsafe {
             (self.api.unwrap)(
                 &mut minor,
-                handle.0,
+                handle.handle,
                 &mut input,
                 &mut output,
                 &mut conf_state,
@@ -527,7 +605,18 @@ impl SecurityContext {
         if is_error(major) {
             return Err(self.api.error("gss_unwrap", major, minor));
         }
-        Ok((message, conf_state != 0))
+        if major & GSS_S_DUPLICATE_TOKEN != 0 {
+            return Err(GssError::Call {
+                call: "gss_unwrap",
+                message: "a token seen before (replayed)".into(),
+            });
+        }
+        handle.highest_received = Some(handle.highest_received.map_or(sequence, |h| h.max(sequence)));
+        Ok(Unwrapped {
+            message,
+            encrypted: conf_state != 0,
+            sequence,
+        })
     }
 
     /// The longest message whose wrapped token fits in `max_token` bytes.
@@ -539,7 +628,7 @@ impl SecurityContext {
         let major = unsafe {
             (self.api.wrap_size_limit)(
                 &mut minor,
-                handle.0,
+                handle.handle,
                 c_int::from(confidential),
                 GSS_C_QOP_DEFAULT,
                 max_token,
@@ -555,8 +644,8 @@ impl SecurityContext {
 
 impl Drop for SecurityContext {
     fn drop(&mut self) {
-        let handle = self.ctx.get_mut().unwrap_or_else(|p| p.into_inner());
-        delete_context(self.api, &mut handle.0);
+        let state = self.ctx.get_mut().unwrap_or_else(|p| p.into_inner());
+        delete_context(self.api, &mut state.handle);
     }
 }
 
@@ -574,8 +663,24 @@ mod tests {
     }
 
     #[test]
+    fn wrap_token_sequence_is_read_from_rfc_4121_headers_only() {
+        let mut token = vec![0x05, 0x04, 0x02, 0xff, 0, 0, 0, 0];
+        token.extend_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+        token.extend_from_slice(b"payload");
+        assert_eq!(wrap_token_sequence(&token), Some(0x0102_0304_0506_0708));
+        assert_eq!(wrap_token_sequence(&token[..15]), None, "short");
+        token[1] = 0x05; // a MIC token, not a wrap token
+        assert_eq!(wrap_token_sequence(&token), None);
+        assert_eq!(
+            wrap_token_sequence(&[0x02, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            None,
+            "RFC 1964"
+        );
+    }
+
+    #[test]
     fn supplementary_bits_are_not_errors() {
-        assert!(!is_error(GSS_S_COMPLETE));
+        assert!(!is_error(0)); // GSS_S_COMPLETE
         assert!(!is_error(GSS_S_CONTINUE_NEEDED));
         assert!(!is_error(0x10)); // GSS_S_GAP_TOKEN
         assert!(is_error(0x000d_0000)); // GSS_S_FAILURE

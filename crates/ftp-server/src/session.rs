@@ -113,6 +113,10 @@ pub(crate) struct RunningTransfer {
     /// Replies the transfer asks the control connection to send while it
     /// runs (110 restart marks; MODE B uploads only).
     pub marks: Option<mpsc::Receiver<Reply>>,
+    /// Under GSSAPI, the protection of the command that started the
+    /// transfer: its marks and final reply go out at that level, whatever
+    /// commands came between.
+    pub protection: Option<ReplyProtection>,
 }
 
 pub(crate) type TransferFuture = std::pin::Pin<Box<dyn std::future::Future<Output = TransferOutcome> + Send>>;
@@ -298,6 +302,10 @@ pub(crate) struct Session {
     /// PROT chose (`Some(true)`: P, `Some(false)`: S; `None`: C).
     pub gss_buffer_size: Option<u32>,
     pub gss_data: Option<bool>,
+    /// The sequence number of the last protected command's token.
+    pub gss_last_command: Option<u64>,
+    /// The protection the command being run came with (`None`: plain).
+    pub command_level: Option<CommandLevel>,
     pub transfer: Option<RunningTransfer>,
     /// QUIT arrived during a transfer: close once it ends (232 sent).
     pub quit_pending: bool,
@@ -371,6 +379,8 @@ impl Session {
             gss: GssState::None,
             gss_buffer_size: None,
             gss_data: None,
+            gss_last_command: None,
+            command_level: None,
             transfer: None,
             quit_pending: false,
             shutdown_pending: false,
@@ -391,10 +401,32 @@ impl Session {
         self.send(Reply::new(code, text)).await;
     }
 
+    /// Sends a reply. A failed write (the peer gone, or a reply the
+    /// security context could not wrap) ends the session after the command.
     pub async fn send(&mut self, reply: Reply) {
         if let Err(e) = self.ctl.send(reply).await {
             tracing::debug!(error = %e, "control write failed");
+            self.close_requested = true;
         }
+    }
+
+    /// Sends a reply at `protection` rather than the current command's
+    /// level (a transfer's replies; refusals of lines that did not open).
+    pub async fn send_as(&mut self, protection: Option<ReplyProtection>, reply: Reply) {
+        let current = std::mem::replace(&mut self.ctl.protection, protection);
+        self.send(reply).await;
+        self.ctl.protection = current;
+    }
+
+    /// The protection of replies to a command that came at `level`.
+    fn reply_protection(&self, level: Option<CommandLevel>) -> Option<ReplyProtection> {
+        let GssState::Established(context) = &self.gss else {
+            return None;
+        };
+        Some(ReplyProtection {
+            context: Arc::clone(context),
+            level: level?,
+        })
     }
 
     pub fn logged_in(&self) -> bool {
@@ -458,7 +490,7 @@ impl Session {
             Wake::Read(true) | Wake::DataConnection => Flow::Continue,
             Wake::Read(false) => Flow::Close,
             Wake::Transfer(TransferEvent::Mark(reply)) => {
-                self.send(reply).await;
+                self.send_transfer_reply(reply).await;
                 Flow::Continue
             }
             Wake::Transfer(TransferEvent::Done(outcome)) => self.finish_transfer(outcome).await,
@@ -638,32 +670,34 @@ impl Session {
     }
 
     async fn run_line(&mut self, line: &[u8], level: Option<CommandLevel>) -> Flow {
-        // Replies follow the command's protection. A protected command's
-        // own replies, and everything after it until the next command (a
-        // transfer's 226, a timeout's 421), go out at its level.
-        let context = match &self.gss {
-            GssState::Established(context) => Some(context),
-            _ => None,
-        };
-        self.ctl.protection = context.zip(level).map(|(context, level)| ReplyProtection {
-            context: Arc::clone(context),
-            level,
-        });
+        // Replies follow the command's protection: a protected command's
+        // own replies, and those no command asks for until the next one (a
+        // timeout's 421), go out at its level; a transfer's keep the level
+        // of the command that started it (`RunningTransfer::protection`).
+        let protection = self.reply_protection(level);
+        self.command_level = level;
         let command = match Command::parse(line) {
             Ok(c) => c,
             Err(e) => {
                 let reply = self.parse_error_reply(&e);
+                self.ctl.protection = protection;
                 return self.bad_command(reply).await;
             }
         };
         tracing::trace!(verb = ?command.verb(), "command");
-        if level.is_none() && !self.plain_command_allowed(command.verb()) {
-            self.reply(
+        let verb = command.verb();
+        if level.is_none() && !self.plain_command_allowed(verb) {
+            let refusal = Reply::new(
                 ReplyCode::CommandProtectionLevelDenied,
                 "Commands must be protected (MIC, CONF or ENC) once the security exchange is done",
-            )
-            .await;
+            );
+            self.send_as(None, refusal).await;
             return Flow::Continue;
+        }
+        // The line of a MIC, CONF or ENC leaves the level alone: the
+        // command inside sets it when it runs (now, or after a transfer).
+        if level.is_some() || !matches!(verb, Verb::Mic | Verb::Conf | Verb::Enc) {
+            self.ctl.protection = protection;
         }
         let spec = command.verb().spec();
         let view = GateView {
@@ -717,11 +751,11 @@ impl Session {
 
     /// Sends the final reply of a finished transfer; runs a pending QUIT.
     pub async fn finish_transfer(&mut self, outcome: TransferOutcome) -> Flow {
-        self.transfer = None;
+        let protection = self.transfer.take().and_then(|t| t.protection);
         if let Some(stream) = outcome.keep_open {
             self.data = DataSetup::Open(stream);
         }
-        self.send(outcome.reply).await;
+        self.send_as(protection, outcome.reply).await;
         if self.shutdown_pending {
             self.reply(
                 ReplyCode::ServiceNotAvailable,
@@ -751,10 +785,16 @@ impl Session {
         }
         loop {
             match t.next_event().await {
-                TransferEvent::Mark(m) => self.send(m).await,
+                TransferEvent::Mark(m) => self.send_as(t.protection.clone(), m).await,
                 TransferEvent::Done(outcome) => return Some(outcome),
             }
         }
+    }
+
+    /// A reply of the running transfer (a 110 mark), at its protection.
+    async fn send_transfer_reply(&mut self, reply: Reply) {
+        let protection = self.transfer.as_ref().and_then(|t| t.protection.clone());
+        self.send_as(protection, reply).await;
     }
 
     async fn end_transfer_on_close(&mut self) {

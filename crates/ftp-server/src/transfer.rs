@@ -395,6 +395,11 @@ async fn to_kernel_tls(
 /// The final reply of a successful send; MODE B keeps the connection.
 async fn finish_send(mut stream: MaybeTls, mode: TransferMode) -> TransferOutcome {
     if mode == TransferMode::Block {
+        // The connection stays open, so no shutdown pushes out what a TLS
+        // or GSSAPI stream still holds of the end-of-file block.
+        if let Err(e) = stream.flush().await {
+            return TransferOutcome::failed(Stop::Network(e).reply());
+        }
         return TransferOutcome {
             reply: Reply::new(
                 ReplyCode::DataConnectionOpenNoTransfer,

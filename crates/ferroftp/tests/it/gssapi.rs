@@ -259,13 +259,19 @@ class Ctl:
         outer, inner, lines, _ = self.reply()
         assert inner == code, lines
 
-    def stor(self, path, payload, encrypted, level='ENC', block=1000, end_block=True, final=226):
+    def stor(self, path, payload, encrypted, level='ENC', block=1000, end_block=True, final=226, first=None):
+        """Uploads in blocks; `first`: a token sent ahead of them (a replay).
+        Keeps the tokens sent in self.sent."""
         data = self.epsv(level)
         self.expect('STOR ' + path, 150, level)
         blocks = [payload[i:i + block] for i in range(0, len(payload), block)]
+        self.sent = []
         try:
+            if first is not None:
+                data.sendall(struct.pack('>I', len(first)) + first)
             for message in blocks + ([b''] if end_block else []):
                 token = self.ctx.wrap(message, encrypted).message
+                self.sent.append(token)
                 data.sendall(struct.pack('>I', len(token)) + token)
         except (BrokenPipeError, ConnectionResetError):
             assert final != 226, 'the server cut a good upload short'
@@ -307,6 +313,7 @@ fn kerberos_login_protected_commands_and_data() {
     let (server, _users) = server(&realm, "");
     let secret: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     server.write("secret.bin", &secret);
+    server.write("large.bin", &vec![0x5a; 16 << 20]);
     let out = client(
         &realm,
         &cache,
@@ -334,12 +341,25 @@ assert c.retr('empty.bin', True) == b''
 c.expect('PROT S', 200, 'MIC')
 assert c.retr('secret.bin', False, 'MIC') == want
 c.stor('up-safe.bin', payload, False, 'MIC')
+# A block of an earlier upload slipped into a new one: 426, not stored.
+c.stor('replayed.bin', payload, False, 'MIC', first=c.sent[3], final=426)
+c.expect('SIZE replayed.bin', 550, 'MIC')
 # Without the last (empty) block the upload is cut short: 426, not stored.
 c.stor('cut.bin', payload, False, 'MIC', end_block=False, final=426)
 # A block larger than the agreed buffer (64 KiB) ends the transfer too.
 c.stor('big.bin', payload, False, 'MIC', block=200000, final=426)
 c.expect('SIZE cut.bin', 550, 'MIC')
 c.expect('SIZE big.bin', 550, 'MIC')
+# A transfer's replies keep the level of the command that started it:
+# the 226 of an ENC RETR is 632 even after a MIC NOOP answered meanwhile.
+c.expect('PROT P', 200, 'ENC')
+data = c.epsv()
+c.expect('RETR large.bin', 150)
+c.expect('NOOP', 200, 'MIC')
+assert c.read_blocks(data, True) == b'\x5a' * (16 << 20)
+data.close()
+outer, inner, lines, encrypted = c.reply()
+assert (outer, inner, encrypted) == (632, 226, True), (outer, lines)
 c.expect('QUIT', 221)
 print('OK')
 "#,
@@ -379,6 +399,14 @@ token = c.ctx.wrap(b'NOOP\r\n', False).message
 c.send('ENC ' + base64.b64encode(token).decode()); assert c.plain_reply()[0] == 535
 c.send('CONF ' + base64.b64encode(c.ctx.wrap(b'NOOP\r\n', False).message).decode()); assert c.plain_reply()[0] == 535
 c.expect(c.protected('NOOP', 'MIC'), 503, 'ENC')
+# The same protected line twice: the second is a replay.
+line = c.protected('NOOP', 'ENC')
+c.send(line); assert c.reply()[:2] == (632, 200)
+c.send(line); assert c.plain_reply()[0] == 535
+# An encrypted token under MIC (an ENC rewritten on the way): refused.
+c.send('MIC ' + base64.b64encode(c.ctx.wrap(b'NOOP\r\n', True).message).decode()); assert c.plain_reply()[0] == 535
+# MIT's clients wrap the command with its NUL and no line end.
+c.send('ENC ' + base64.b64encode(c.ctx.wrap(b'NOOP\x00', True).message).decode()); assert c.reply()[:2] == (632, 200)
 c.expect('USER bob', 331, 'ENC')
 c.expect('PASS wrong', 530, 'ENC')
 c.expect('USER alice', 331, 'ENC')
@@ -447,6 +475,48 @@ c.expect('USER carol', 331, None)
 c.expect('PASS {PASSWORD}', 230, 'ENC')
 c.expect('CCC', 200, 'MIC')
 c.expect('PWD', 257, None)
+print('OK')
+"#
+        ),
+        server.port(),
+    );
+    assert!(out.contains("OK"), "{out}");
+}
+
+/// A site's TLS policy holds under Kerberos too: `require_for_login`
+/// wants USER and PASS encrypted (ENC or CONF, not MIC), and
+/// `require_for_data` wants PROT P (PROT S only signs). FEAT lists both
+/// mechanisms, one AUTH line each.
+#[test]
+fn tls_policies_need_encryption_under_kerberos() {
+    let realm = Realm::start();
+    let cache = realm.kinit("alice");
+    let (server, _users) = server(
+        &realm,
+        "[tls]\nself_signed = true\nrequire_for_login = true\nrequire_for_data = true\n",
+    );
+    server.write("f.txt", b"policy\n");
+    let out = client(
+        &realm,
+        &cache,
+        &format!(
+            r#"
+c = Ctl(int(sys.argv[1]))
+feat = c.expect('FEAT', 211, None)
+assert ' AUTH TLS' in feat and ' AUTH GSSAPI' in feat, feat
+c.auth()
+c.expect('USER carol', 534, 'MIC')
+c.expect('USER carol', 331, 'ENC')
+c.expect('PASS {PASSWORD}', 230, 'ENC')
+c.expect('TYPE I', 200)
+c.expect('PBSZ 65536', 200)
+c.expect('PROT C', 521)
+c.expect('PROT S', 200)
+data = c.epsv()
+c.expect('RETR f.txt', 521)
+data.close()
+c.expect('PROT P', 200)
+assert c.retr('f.txt', True) == b'policy\n'
 print('OK')
 "#
         ),

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ftp_auth::AuthError;
 use ftp_proto::command::ProtLevel;
-use ftp_proto::{ReplyCode, Verb};
+use ftp_proto::{Reply, ReplyCode, Verb};
 
 use crate::gss_framing::{self, CommandError, CommandLevel};
 use crate::gssapi::Step;
@@ -25,15 +25,19 @@ impl Session {
         matches!(self.gss, GssState::Established(_))
     }
 
-    /// The control connection is protected: TLS, or a GSSAPI context.
-    pub(crate) fn control_protected(&self) -> bool {
-        self.tls.is_some() || self.gss_established()
-    }
-
     /// Data connections are protected: PROT P under TLS, or PROT S or P
     /// under GSSAPI.
+    /// (What a site's `require_for_data` asks: encryption, so PROT S,
+    /// integrity alone, is not enough.)
     pub(crate) fn data_protected(&self) -> bool {
-        self.prot_private || (self.gss_established() && self.gss_data.is_some())
+        self.prot_private || (self.gss_established() && self.gss_data == Some(true))
+    }
+
+    /// The command being run came encrypted: under TLS, or in a GSSAPI
+    /// ENC or CONF. What a password needs where the site requires
+    /// protection for login.
+    pub(crate) fn command_confidential(&self) -> bool {
+        self.tls.is_some() || self.command_level.is_some_and(|l| l != CommandLevel::Integrity)
     }
 
     /// Whether a command that came unprotected may run: any, unless a
@@ -61,6 +65,7 @@ impl Session {
             context: Arc::clone(context),
             confidential: self.gss_data?,
             buffer_size: self.gss_buffer_size?,
+            after: context.highest_received(),
         })
     }
 
@@ -168,6 +173,7 @@ impl Session {
         let max = self.shared.config.gssapi.as_ref().map_or(size, |g| g.max_buffer_size);
         let agreed = size.min(max);
         self.gss_buffer_size = Some(agreed);
+        self.forget_kept_data_connection();
         self.reply(ReplyCode::CommandOkay, format!("PBSZ={agreed}")).await;
     }
 
@@ -194,6 +200,7 @@ impl Session {
             ProtLevel::Confidential => (Some(true), "Protection level set to E (encrypted with integrity, as P)"),
         };
         self.gss_data = data;
+        self.forget_kept_data_connection();
         self.reply(ReplyCode::CommandOkay, text).await;
     }
 
@@ -215,14 +222,25 @@ impl Session {
         let GssState::Established(context) = &self.gss else {
             return Flow::Continue;
         };
-        if self.ctl.protection.is_some() {
+        if self.command_level.is_some() {
             self.reply(ReplyCode::BadSequence, "A protected command cannot carry another")
                 .await;
             return Flow::Continue;
         }
         let context = Arc::clone(context);
-        let line = match gss_framing::open_command(&context, level, argument) {
-            Ok(line) => line,
+        // While a transfer runs, an upload's blocks may be opened before a
+        // command wrapped ahead of them: the command need only follow the
+        // last command. Otherwise it must follow every token seen.
+        let after = if self.transfer.is_some() {
+            self.gss_last_command
+        } else {
+            context.highest_received()
+        };
+        let line = match gss_framing::open_command(&context, level, argument, after) {
+            Ok((line, sequence)) => {
+                self.gss_last_command = Some(sequence);
+                line
+            }
             Err(e) => {
                 let (code, text) = match &e {
                     CommandError::NotBase64 => (ReplyCode::ArgumentSyntaxError, "Protected command is not base64"),
@@ -234,12 +252,20 @@ impl Session {
                         ReplyCode::FailedSecurityCheck,
                         "CONF and ENC commands must be encrypted",
                     ),
+                    CommandError::EncryptedMic => {
+                        (ReplyCode::FailedSecurityCheck, "MIC commands must not be encrypted")
+                    }
+                    CommandError::OutOfOrder => {
+                        tracing::info!(peer = %self.peer, "protected command replayed or out of order");
+                        (ReplyCode::FailedSecurityCheck, "Protected command out of order")
+                    }
                     CommandError::Verify(why) => {
                         tracing::info!(peer = %self.peer, error = %why, "protected command failed its check");
                         (ReplyCode::FailedSecurityCheck, "Protected command failed its check")
                     }
                 };
-                self.reply(code, text).await;
+                // Plain: the token did not open.
+                self.send_as(None, Reply::new(code, text)).await;
                 return Flow::Continue;
             }
         };

@@ -38,7 +38,7 @@ impl Session {
             .as_ref()
             .is_some_and(|t| t.policy.require_for_login);
         let required = self.shared.auth.tls_rules(name).login.unwrap_or(global);
-        if !self.control_protected() && required {
+        if !self.command_confidential() && required {
             self.reply(
                 ReplyCode::RequestDeniedForPolicy,
                 "Policy requires TLS; send AUTH TLS first",

@@ -8,6 +8,7 @@ use ftp_proto::command::ProtLevel;
 use ftp_proto::ReplyCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::data::DataSetup;
 use crate::gss_framing::CommandLevel;
 use crate::session::{Flow, GssState, Session};
 use crate::tls::MaybeTls;
@@ -110,6 +111,9 @@ impl Session {
         }
         match level {
             ProtLevel::Private => {
+                if !self.prot_private {
+                    self.forget_kept_data_connection();
+                }
                 self.prot_private = true;
                 self.reply(ReplyCode::CommandOkay, "Protection level set to P").await;
             }
@@ -121,6 +125,9 @@ impl Session {
                 .await;
             }
             ProtLevel::Clear => {
+                if self.prot_private {
+                    self.forget_kept_data_connection();
+                }
                 self.prot_private = false;
                 self.reply(ReplyCode::CommandOkay, "Protection level set to C").await;
             }
@@ -131,6 +138,15 @@ impl Session {
                 )
                 .await;
             }
+        }
+    }
+
+    /// A data connection that MODE B kept open has the protection it was
+    /// opened with: after a new level, the next transfer needs a new one
+    /// (425 until PASV or PORT).
+    pub(super) fn forget_kept_data_connection(&mut self) {
+        if matches!(self.data, DataSetup::Open(_)) {
+            self.data = DataSetup::None;
         }
     }
 

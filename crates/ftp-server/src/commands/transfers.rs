@@ -94,6 +94,7 @@ impl Session {
             cancel: Some(cancel_tx),
             done,
             marks: marks_rx,
+            protection: self.ctl.protection.clone(),
         });
     }
 
