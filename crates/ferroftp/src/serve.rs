@@ -136,30 +136,22 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     let (backend, storage_name) = storage_backend(&args, &file)?;
 
-    let mut users = match &file.auth.users_file {
-        Some(path) => UserDb::load_file(path)?,
-        None => UserDb::empty(),
-    };
-    users.set_cache_capacity(file.auth.credential_cache_size);
-    users.set_max_concurrent_hashes(file.auth.max_concurrent_hashes);
-    for spec in &args.users {
-        let (name, password) = spec
-            .split_once(':')
-            .ok_or_else(|| format!("--user {spec:?}: expected NAME:PASSWORD"))?;
-        users.add_plaintext(name, password)?;
-    }
+    let mut accounts = AccountSources::new(&args, &file)?;
+    let mut users = accounts.build()?;
     let mut generated = None;
     if users.is_empty() {
         let password = random_password();
         users.add_plaintext(DEFAULT_USER, &password)?;
+        accounts.generated = Some(password.clone());
         generated = Some(password);
     }
-    if args.anonymous || file.auth.anonymous {
-        let home = FtpPath::root()
-            .resolve(file.auth.anonymous_home.as_bytes())
-            .map_err(|e| format!("auth.anonymous_home: {e}"))?;
-        users.enable_anonymous(home);
-    }
+    // With a users file, SIGHUP re-reads it (see `reload_on_sighup`).
+    let (auth, reloadable): (Arc<dyn ftp_auth::Authenticator>, _) = if accounts.users_file.is_some() {
+        let reloadable = ftp_auth::ReloadableUsers::new(users);
+        (reloadable.clone(), Some((reloadable, Arc::new(accounts))))
+    } else {
+        (Arc::new(users), None)
+    };
 
     let tls = config.tls.clone();
     let memory_trim_interval =
@@ -171,13 +163,16 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .max_blocking_threads(file.server.blocking_threads)
         .build()?;
     runtime.block_on(async move {
-        if let Some(tls) = &tls {
-            tokio::spawn(reload_on_sighup(Arc::clone(&tls.provider)));
+        if tls.is_some() || reloadable.is_some() {
+            tokio::spawn(reload_on_sighup(
+                tls.as_ref().map(|t| Arc::clone(&t.provider)),
+                reloadable,
+            ));
         }
         if let Some(every) = memory_trim_interval {
             tokio::spawn(return_freed_memory(every));
         }
-        let server = Server::bind(config, backend, Arc::new(users)).await?;
+        let server = Server::bind(config, backend, auth).await?;
         let mut out = std::io::stdout().lock();
         for addr in server.local_addrs() {
             writeln!(out, "ferroftp: listening on ftp://{addr} ({storage_name})")?;
@@ -270,15 +265,99 @@ fn tls_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TlsConfig>, 
     }))
 }
 
-/// SIGHUP re-reads the certificate files without a restart.
-async fn reload_on_sighup(provider: Arc<TlsProvider>) {
+/// Where the accounts come from, at start and at each SIGHUP: the users
+/// file, the `--user` accounts, the generated default account (when there
+/// is no other), and anonymous login.
+struct AccountSources {
+    users_file: Option<PathBuf>,
+    cache_capacity: usize,
+    max_concurrent_hashes: usize,
+    /// `--user NAME:PASSWORD`, hashed again at each build (argv holds them
+    /// anyway).
+    command_line: Vec<(String, String)>,
+    /// The password of the generated default account, printed at start.
+    generated: Option<String>,
+    anonymous_home: Option<FtpPath>,
+}
+
+impl AccountSources {
+    fn new(args: &ServeArgs, file: &FileConfig) -> Result<AccountSources, Box<dyn std::error::Error>> {
+        let command_line = args
+            .users
+            .iter()
+            .map(|spec| {
+                spec.split_once(':')
+                    .map(|(name, password)| (name.to_string(), password.to_string()))
+                    .ok_or_else(|| format!("--user {spec:?}: expected NAME:PASSWORD"))
+            })
+            .collect::<Result<_, _>>()?;
+        let anonymous_home = if args.anonymous || file.auth.anonymous {
+            let home = FtpPath::root()
+                .resolve(file.auth.anonymous_home.as_bytes())
+                .map_err(|e| format!("auth.anonymous_home: {e}"))?;
+            Some(home)
+        } else {
+            None
+        };
+        Ok(AccountSources {
+            users_file: file.auth.users_file.clone(),
+            cache_capacity: file.auth.credential_cache_size,
+            max_concurrent_hashes: file.auth.max_concurrent_hashes,
+            command_line,
+            generated: None,
+            anonymous_home,
+        })
+    }
+
+    /// A new database from the sources as they are now (blocking: reads
+    /// the file, hashes the `--user` passwords).
+    fn build(&self) -> Result<UserDb, ftp_auth::UsersFileError> {
+        let mut users = match &self.users_file {
+            Some(path) => UserDb::load_file(path)?,
+            None => UserDb::empty(),
+        };
+        users.set_cache_capacity(self.cache_capacity);
+        users.set_max_concurrent_hashes(self.max_concurrent_hashes);
+        for (name, password) in &self.command_line {
+            users.add_plaintext(name, password)?;
+        }
+        if let (true, Some(password)) = (users.is_empty(), &self.generated) {
+            users.add_plaintext(DEFAULT_USER, password)?;
+        }
+        if let Some(home) = &self.anonymous_home {
+            users.enable_anonymous(home.clone());
+        }
+        Ok(users)
+    }
+}
+
+/// SIGHUP re-reads the certificate files and the users file without a
+/// restart. A file that fails to load leaves what was there.
+async fn reload_on_sighup(
+    provider: Option<Arc<TlsProvider>>,
+    accounts: Option<(Arc<ftp_auth::ReloadableUsers>, Arc<AccountSources>)>,
+) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
-        match provider.reload() {
-            Ok(()) => tracing::info!(fingerprint = %provider.fingerprint(), "TLS certificate reloaded"),
-            Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+        if let Some(provider) = &provider {
+            match provider.reload() {
+                Ok(()) => tracing::info!(fingerprint = %provider.fingerprint(), "TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+            }
+        }
+        if let Some((users, sources)) = &accounts {
+            let sources = Arc::clone(sources);
+            match tokio::task::spawn_blocking(move || sources.build()).await {
+                Ok(Ok(db)) => {
+                    let count = db.len();
+                    users.replace(db);
+                    tracing::info!(users = count, "users file reloaded");
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "users file reload failed; keeping the old accounts"),
+                Err(e) => tracing::error!(error = %e, "users file reload panicked; keeping the old accounts"),
+            }
         }
     }
 }

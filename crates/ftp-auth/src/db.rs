@@ -274,6 +274,14 @@ impl Authenticator for UserDb {
     async fn authenticate_principal(&self, username: &str, principal: &str) -> Result<User, AuthError> {
         self.authorized_by_security_data(username, |a| a.principals.iter().any(|p| p == principal))
     }
+
+    fn account_active(&self, username: &str) -> bool {
+        match self.users.get(username) {
+            Some(account) => !account.disabled,
+            // Anonymous sessions carry the first alias as their name.
+            None => self.anonymous_user(username).is_some(),
+        }
+    }
 }
 
 impl UserDb {

@@ -16,6 +16,8 @@
 //!   [`Authenticator`], with optional anonymous login.
 //! - [`quota`]: [`QuotaLimits`] (per-user bytes, files, largest file) and
 //!   [`Size`], how the users file and the configuration write them.
+//! - [`reload`]: [`ReloadableUsers`], a [`UserDb`] the server swaps for a
+//!   new one when the users file changes (SIGHUP).
 
 use std::fmt;
 
@@ -28,6 +30,7 @@ pub mod db;
 pub mod hash;
 pub mod permissions;
 pub mod quota;
+pub mod reload;
 pub mod users_file;
 
 pub use cache::DEFAULT_CACHE_CAPACITY;
@@ -35,6 +38,7 @@ pub use db::{UserDb, ANONYMOUS_NAMES};
 pub use hash::{hash_password, HashProblem};
 pub use permissions::{PermissionSet, UnknownPermission};
 pub use quota::{parse_size, QuotaLimits, Size};
+pub use reload::ReloadableUsers;
 pub use users_file::{add_user_to_file, normalize_fingerprint, EntryProblem, UserEntry, UsersFileError};
 
 /// When a user must send ACCT (RFC 959 §4.1.1).
@@ -142,5 +146,17 @@ pub trait Authenticator: Send + Sync {
     /// when the user's entry lists that very principal.
     async fn authenticate_principal(&self, _username: &str, _principal: &str) -> Result<User, AuthError> {
         Err(AuthError::InvalidCredentials)
+    }
+
+    /// Whether a session logged in as `username` may stay: false once the
+    /// account is disabled or gone (after a reload of the users).
+    fn account_active(&self, _username: &str) -> bool {
+        true
+    }
+
+    /// Changes whenever the accounts may have changed (a reload); `None`
+    /// for accounts that never change while the server runs.
+    fn account_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
     }
 }

@@ -177,6 +177,8 @@ enum Wake {
     /// The passive listener's wait ended: the client connected, or the
     /// accept timeout closed it.
     DataConnection,
+    /// The accounts may have changed (a reload of the users).
+    AccountsChanged,
 }
 
 /// Which of the session's clocks ran out.
@@ -314,6 +316,11 @@ pub(crate) struct Session {
     /// The session reached its maximum length during a transfer: 231 and
     /// close once the transfer ends.
     expired_pending: bool,
+    /// The account was disabled or removed (a reload of the users) during
+    /// a transfer: 231 and close once the transfer ends.
+    revoked_pending: bool,
+    /// While logged in: wakes when the accounts may have changed.
+    pub account_changes: Option<watch::Receiver<u64>>,
     /// A handler asks for the session to end after its replies (a ban, a
     /// per-user limit).
     pub close_requested: bool,
@@ -385,6 +392,8 @@ impl Session {
             quit_pending: false,
             shutdown_pending: false,
             expired_pending: false,
+            revoked_pending: false,
+            account_changes: None,
             close_requested: false,
             user_place: None,
             bad_commands: 0,
@@ -479,15 +488,18 @@ impl Session {
         let ctl = &mut self.ctl;
         let transfer = self.transfer.as_mut();
         let data = &mut self.data;
+        let accounts = self.account_changes.as_mut();
         let wake = tokio::select! {
             read = ctl.read_more() => Wake::Read(read.map(|n| n > 0).unwrap_or(false)),
             event = async { match transfer { Some(t) => t.next_event().await, None => std::future::pending().await } } => Wake::Transfer(event),
             clock = async { match deadline { Some((d, clock)) => { tokio::time::sleep_until(d.into()).await; clock } None => std::future::pending().await } } => Wake::Timeout(clock),
             _ = async { if watch_shutdown { let _ = shutdown.wait_for(|down| *down).await; } else { std::future::pending::<()>().await } } => Wake::Shutdown,
             _ = async { match data { DataSetup::Passive(p) => p.wait_for_client().await, _ => std::future::pending().await } } => Wake::DataConnection,
+            _ = async { match accounts { Some(rx) => if rx.changed().await.is_err() { std::future::pending::<()>().await }, None => std::future::pending().await } } => Wake::AccountsChanged,
         };
         match wake {
             Wake::Read(true) | Wake::DataConnection => Flow::Continue,
+            Wake::AccountsChanged => self.check_account().await,
             Wake::Read(false) => Flow::Close,
             Wake::Transfer(TransferEvent::Mark(reply)) => {
                 self.send_transfer_reply(reply).await;
@@ -609,6 +621,33 @@ impl Session {
             self.reply(ReplyCode::ServiceNotAvailable, "Session time limit reached")
                 .await;
         }
+        Flow::Close
+    }
+
+    /// The accounts changed (the users file was reloaded): a session whose
+    /// account is now disabled or gone is logged out for the account's
+    /// reason (231), after its running transfer if any.
+    async fn check_account(&mut self) -> Flow {
+        let Some(user) = self.user.as_ref().filter(|_| self.logged_in()) else {
+            return Flow::Continue;
+        };
+        if self.shared.auth.account_active(&user.name) {
+            return Flow::Continue;
+        }
+        tracing::info!(peer = %self.peer, user = %user.name, "account disabled or removed; logging out");
+        if self.transfer.is_some() {
+            self.revoked_pending = true;
+            return Flow::Continue;
+        }
+        self.account_revoked().await
+    }
+
+    async fn account_revoked(&mut self) -> Flow {
+        self.reply(
+            ReplyCode::UserLoggedOut,
+            "Account disabled or removed; logged out, closing control connection",
+        )
+        .await;
         Flow::Close
     }
 
@@ -770,6 +809,9 @@ impl Session {
         }
         if self.expired_pending {
             return self.session_expired().await;
+        }
+        if self.revoked_pending {
+            return self.account_revoked().await;
         }
         // The idle clock starts again when the transfer ends.
         self.last_activity = Instant::now();

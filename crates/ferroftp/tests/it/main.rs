@@ -32,6 +32,7 @@ mod safety_permissions;
 mod safety_space;
 mod safety_uploads;
 mod safety_util;
+mod security_accounts;
 mod security_bans;
 mod security_data;
 mod security_sessions;

@@ -206,6 +206,7 @@ impl Session {
         self.storage = Some(storage);
         self.cwd = FtpPath::root();
         self.login = Login::LoggedIn;
+        self.account_changes = self.shared.auth.account_changes();
         self.reply(code, text).await;
     }
 
@@ -307,6 +308,7 @@ impl Session {
 
     fn log_out(&mut self) {
         self.login = Login::AwaitingUser;
+        self.account_changes = None;
         self.user = None;
         self.user_place = None;
         self.space_log_out();

@@ -1,0 +1,89 @@
+//! The users file re-read on SIGHUP: new and changed accounts take effect
+//! at the next login, and a session whose account was disabled or removed
+//! is logged out with 231 (after its running transfer); a file that does
+//! not load leaves the accounts as they were.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::{RawClient, TestServer};
+use crate::replies_util::{connect_data, epsv_addr};
+use crate::safety_util::{login_as, server_with_users, user_add, PASSWORD};
+
+fn sighup(server: &TestServer) {
+    // SAFETY: kill(2) on the child's own pid.
+    let rc = unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGHUP) };
+    assert_eq!(rc, 0, "kill -HUP");
+}
+
+/// Replaces the users file in one rename, as an editor or configuration
+/// management would.
+fn replace_users_file(users: &Path, with: &Path) {
+    std::fs::rename(with, users).expect("rename the new users file into place");
+}
+
+/// Logs in as `name` once the server's accounts allow it (the reload runs
+/// beside the sessions).
+fn login_when_allowed(server: &TestServer, name: &str) -> RawClient {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = server.client();
+        c.expect(&format!("USER {name}"), 331);
+        if c.cmd(&format!("PASS {PASSWORD}")).code == 230 {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "{name} never became able to log in");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn security_reloaded_users_file_logs_out_disabled_and_removed_accounts_with_231() {
+    let (server, dir) = server_with_users(&[("alice", &[]), ("bob", &[]), ("dave", &[])], "");
+    let users = dir.path().join("users.toml");
+    server.write("big.bin", &vec![7u8; 16 << 20]);
+    let mut alice = login_as(&server, "alice");
+    let mut bob = login_as(&server, "bob");
+    // dave is mid-download when his account goes: the transfer finishes
+    // first (its 226), then 231.
+    let mut dave = login_as(&server, "dave");
+    let addr = epsv_addr(&mut dave);
+    let mut data = connect_data(addr);
+    let started = dave.cmd("RETR big.bin");
+    assert!(matches!(started.code, 125 | 150), "{started:?}");
+
+    let next = dir.path().join("users.next.toml");
+    user_add(&next, "carol", &[]);
+    user_add(&next, "alice", &[]);
+    // alice's table is the file's last: this key lands in it.
+    std::fs::write(&next, std::fs::read_to_string(&next).unwrap() + "disabled = true\n").unwrap();
+    replace_users_file(&users, &next);
+    sighup(&server);
+
+    let mut carol = login_when_allowed(&server, "carol");
+    alice.expect_reply(231);
+    assert!(alice.is_closed(), "alice's session closes after 231");
+    bob.expect_reply(231);
+    assert!(bob.is_closed());
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut data, &mut got).unwrap();
+    assert_eq!(got.len(), 16 << 20, "the running download is not cut");
+    dave.expect_reply(226);
+    dave.expect_reply(231);
+    assert!(dave.is_closed());
+    carol.expect("NOOP", 200);
+
+    let mut c = server.client();
+    c.expect("USER alice", 331);
+    c.expect(&format!("PASS {PASSWORD}"), 530);
+    let mut c = server.client();
+    c.expect("USER bob", 331);
+    c.expect(&format!("PASS {PASSWORD}"), 530);
+
+    // A users file that does not load: the accounts stay as they were.
+    std::fs::write(&users, "[[user]]\nname = \"broken\"\n").unwrap();
+    sighup(&server);
+    std::thread::sleep(Duration::from_millis(500));
+    carol.expect("NOOP", 200);
+    login_as(&server, "carol").expect("QUIT", 221);
+}
