@@ -163,12 +163,11 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .max_blocking_threads(file.server.blocking_threads)
         .build()?;
     runtime.block_on(async move {
-        if tls.is_some() || reloadable.is_some() {
-            tokio::spawn(reload_on_sighup(
-                tls.as_ref().map(|t| Arc::clone(&t.provider)),
-                reloadable,
-            ));
-        }
+        // Always: SIGHUP's default action would end the server.
+        tokio::spawn(reload_on_sighup(
+            tls.as_ref().map(|t| Arc::clone(&t.provider)),
+            reloadable,
+        ));
         if let Some(every) = memory_trim_interval {
             tokio::spawn(return_freed_memory(every));
         }
@@ -341,6 +340,9 @@ async fn reload_on_sighup(
         return;
     };
     while hup.recv().await.is_some() {
+        if provider.is_none() && accounts.is_none() {
+            tracing::info!("SIGHUP: no certificate files or users file to re-read");
+        }
         if let Some(provider) = &provider {
             match provider.reload() {
                 Ok(()) => tracing::info!(fingerprint = %provider.fingerprint(), "TLS certificate reloaded"),
