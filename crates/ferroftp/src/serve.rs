@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,6 +115,11 @@ fn gss_config(
 
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
+    // Until the reload handler is in place (hashing `--user` passwords and
+    // loading the users file come first), a SIGHUP is ignored rather than
+    // ending the server, its default.
+    // SAFETY: setting a signal's disposition to SIG_IGN; no handler runs.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
@@ -137,7 +143,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (backend, storage_name) = storage_backend(&args, &file)?;
 
     let mut accounts = AccountSources::new(&args, &file)?;
-    let mut users = accounts.build()?;
+    let mut users = accounts.build(None)?;
     let mut generated = None;
     if users.is_empty() {
         let password = random_password();
@@ -276,6 +282,8 @@ struct AccountSources {
     command_line: Vec<(String, String)>,
     /// The password of the generated default account, printed at start.
     generated: Option<String>,
+    /// Accounts the users file held at the last build that was taken.
+    file_accounts: AtomicUsize,
     anonymous_home: Option<FtpPath>,
 }
 
@@ -304,28 +312,49 @@ impl AccountSources {
             max_concurrent_hashes: file.auth.max_concurrent_hashes,
             command_line,
             generated: None,
+            file_accounts: AtomicUsize::new(0),
             anonymous_home,
         })
     }
 
     /// A new database from the sources as they are now (blocking: reads
-    /// the file, hashes the `--user` passwords).
-    fn build(&self) -> Result<UserDb, ftp_auth::UsersFileError> {
+    /// the file, hashes the `--user` passwords). On a reload `previous` is
+    /// the database it replaces: the `--user` and generated accounts are
+    /// taken from it as they are (hashing them again would give them new
+    /// salts, so new credentials stamps, and log their sessions out), and
+    /// so is its limit on argon2 runs at once.
+    fn build(&self, previous: Option<&UserDb>) -> Result<UserDb, ftp_auth::UsersFileError> {
         let mut users = match &self.users_file {
             Some(path) => UserDb::load_file(path)?,
             None => UserDb::empty(),
         };
+        let from_file = users.len();
+        if let (Some(_), Some(path), 0) = (previous, &self.users_file, from_file) {
+            if self.file_accounts.load(Ordering::Relaxed) > 0 {
+                // Caught empty (truncated by a writer that does not
+                // rename): taken, it would log everyone out.
+                return Err(ftp_auth::UsersFileError::NoAccounts { path: path.clone() });
+            }
+        }
         users.set_cache_capacity(self.cache_capacity);
-        users.set_max_concurrent_hashes(self.max_concurrent_hashes);
+        match previous {
+            Some(previous) => users.share_hashing_with(previous),
+            None => users.set_max_concurrent_hashes(self.max_concurrent_hashes),
+        }
         for (name, password) in &self.command_line {
-            users.add_plaintext(name, password)?;
+            if !previous.is_some_and(|p| users.copy_account_from(p, name)) {
+                users.add_plaintext(name, password)?;
+            }
         }
         if let (true, Some(password)) = (users.is_empty(), &self.generated) {
-            users.add_plaintext(DEFAULT_USER, password)?;
+            if !previous.is_some_and(|p| users.copy_account_from(p, DEFAULT_USER)) {
+                users.add_plaintext(DEFAULT_USER, password)?;
+            }
         }
         if let Some(home) = &self.anonymous_home {
             users.enable_anonymous(home.clone());
         }
+        self.file_accounts.store(from_file, Ordering::Relaxed);
         Ok(users)
     }
 }
@@ -336,8 +365,12 @@ async fn reload_on_sighup(
     provider: Option<Arc<TlsProvider>>,
     accounts: Option<(Arc<ftp_auth::ReloadableUsers>, Arc<AccountSources>)>,
 ) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        return;
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hup) => hup,
+        Err(e) => {
+            tracing::error!(error = %e, "no SIGHUP handler: certificates and users are not reloaded");
+            return;
+        }
     };
     while hup.recv().await.is_some() {
         if provider.is_none() && accounts.is_none() {
@@ -351,7 +384,8 @@ async fn reload_on_sighup(
         }
         if let Some((users, sources)) = &accounts {
             let sources = Arc::clone(sources);
-            match tokio::task::spawn_blocking(move || sources.build()).await {
+            let previous = users.current();
+            match tokio::task::spawn_blocking(move || sources.build(Some(&previous))).await {
                 Ok(Ok(db)) => {
                     let count = db.len();
                     users.replace(db);

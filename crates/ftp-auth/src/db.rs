@@ -114,6 +114,7 @@ impl UserDb {
             anonymous: true,
             quota: QuotaLimits::default(),
             tls: TlsRules::default(),
+            credentials: 0,
         });
     }
 
@@ -142,6 +143,29 @@ impl UserDb {
 
     pub fn cache_capacity(&self) -> usize {
         self.cache.capacity()
+    }
+
+    /// Copies `name`'s account from `other`, as it is there (same hash,
+    /// same credentials stamp): a reload keeps the `--user` accounts this
+    /// way rather than hashing their passwords again, which would change
+    /// their stamps and log their sessions out. False when `other` has no
+    /// such account or this database already does.
+    pub fn copy_account_from(&mut self, other: &UserDb, name: &str) -> bool {
+        if self.users.contains_key(name) {
+            return false;
+        }
+        let Some(account) = other.users.get(name) else {
+            return false;
+        };
+        self.insert(account.clone());
+        true
+    }
+
+    /// Uses `other`'s limit on argon2 runs at once: a database that
+    /// replaces another (a reload) shares it, so logins on the old and the
+    /// new one together stay within one limit.
+    pub fn share_hashing_with(&mut self, other: &UserDb) {
+        self.hashing = Arc::clone(&other.hashing);
     }
 
     /// How many argon2 verifications may run at once; 0 (the default)
@@ -275,12 +299,15 @@ impl Authenticator for UserDb {
         self.authorized_by_security_data(username, |a| a.principals.iter().any(|p| p == principal))
     }
 
-    fn account_active(&self, username: &str) -> bool {
-        match self.users.get(username) {
-            Some(account) => !account.disabled,
-            // Anonymous sessions carry the first alias as their name.
-            None => self.anonymous_user(username).is_some(),
+    fn account_current(&self, user: &User) -> bool {
+        if user.anonymous {
+            // Whatever alias it used; a real account named `anonymous`
+            // is another user.
+            return self.anonymous.is_some();
         }
+        self.users
+            .get(&user.name)
+            .is_some_and(|a| !a.disabled && a.user.credentials == user.credentials)
     }
 }
 

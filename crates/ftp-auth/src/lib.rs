@@ -75,6 +75,11 @@ pub struct User {
     pub quota: QuotaLimits,
     /// The user's own TLS rules; unset ones follow the server's policy.
     pub tls: TlsRules,
+    /// A fingerprint of what logs this user in (the password hash, client
+    /// certificates, Kerberos principals): a reload that changes it logs
+    /// the user's sessions out, as one that disables or removes the
+    /// account does. 0 for anonymous and built-in users.
+    pub credentials: u64,
 }
 
 /// A user's own TLS rules, overriding the server's policy where set
@@ -148,9 +153,10 @@ pub trait Authenticator: Send + Sync {
         Err(AuthError::InvalidCredentials)
     }
 
-    /// Whether a session logged in as `username` may stay: false once the
-    /// account is disabled or gone (after a reload of the users).
-    fn account_active(&self, _username: &str) -> bool {
+    /// Whether a session logged in as `user` may stay: false once the
+    /// account is disabled or gone, or its credentials changed (after a
+    /// reload of the users).
+    fn account_current(&self, _user: &User) -> bool {
         true
     }
 

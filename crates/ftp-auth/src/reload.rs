@@ -63,8 +63,8 @@ impl Authenticator for ReloadableUsers {
         self.current().authenticate_principal(username, principal).await
     }
 
-    fn account_active(&self, username: &str) -> bool {
-        self.current().account_active(username)
+    fn account_current(&self, user: &User) -> bool {
+        self.current().account_current(user)
     }
 
     fn account_changes(&self) -> Option<watch::Receiver<u64>> {
@@ -89,16 +89,21 @@ mod tests {
     async fn a_swap_changes_logins_and_tells_the_subscribers() {
         let users = ReloadableUsers::new(db(&["alice", "bob"]));
         let mut changes = users.account_changes().expect("a reloadable database reports changes");
-        assert!(users.authenticate("bob", b"pw").await.is_ok());
-        assert!(users.account_active("bob"));
+        let bob = users.authenticate("bob", b"pw").await.unwrap();
+        let alice = users.authenticate("alice", b"pw").await.unwrap();
+        assert!(users.account_current(&bob));
         users.replace(db(&["alice", "carol"]));
         changes.changed().await.unwrap();
         assert_eq!(
             users.authenticate("bob", b"pw").await,
             Err(AuthError::InvalidCredentials)
         );
-        assert!(!users.account_active("bob"), "removed");
-        assert!(users.account_active("alice"));
+        assert!(!users.account_current(&bob), "removed");
+        // Hashed again with a new salt: another stamp, as a changed
+        // password gives.
+        assert!(!users.account_current(&alice), "credentials changed");
+        let alice = users.authenticate("alice", b"pw").await.unwrap();
+        assert!(users.account_current(&alice));
         assert!(users.authenticate("carol", b"pw").await.is_ok());
     }
 }

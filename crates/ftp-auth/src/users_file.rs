@@ -217,6 +217,11 @@ pub enum UsersFileError {
     },
     /// Hashing a password given on the command line failed.
     Hash(AuthError),
+    /// A reload found no accounts in a file that had some: refused, as a
+    /// file caught mid-write would log everyone out.
+    NoAccounts {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for UsersFileError {
@@ -246,6 +251,11 @@ impl fmt::Display for UsersFileError {
                 write!(f, "user {user:?}: {problem}")
             }
             UsersFileError::Hash(e) => write!(f, "cannot hash password: {e}"),
+            UsersFileError::NoAccounts { path } => write!(
+                f,
+                "{}: no accounts in a file that had some; kept the old ones (restart to remove them all)",
+                path.display()
+            ),
         }
     }
 }
@@ -255,13 +265,13 @@ impl std::error::Error for UsersFileError {
         match self {
             UsersFileError::Read { source, .. } | UsersFileError::Write { source, .. } => Some(source),
             UsersFileError::Hash(e) => Some(e),
-            UsersFileError::Syntax { .. } | UsersFileError::Entry { .. } => None,
+            UsersFileError::Syntax { .. } | UsersFileError::Entry { .. } | UsersFileError::NoAccounts { .. } => None,
         }
     }
 }
 
 /// A checked entry, ready for the user database.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Account {
     pub(crate) user: User,
     /// The argon2 PHC string; shared with the blocking verification task.
@@ -326,12 +336,25 @@ pub(crate) fn check_entry(entry: &UserEntry) -> Result<Account, EntryProblem> {
                 login: entry.require_tls_for_login,
                 data: entry.require_tls_for_data,
             },
+            credentials: credentials_stamp(entry, &certificates),
         },
         phc: Arc::from(entry.password.as_str()),
         disabled: entry.disabled,
         certificates,
         principals: entry.kerberos_principals.clone(),
     })
+}
+
+/// What [`User::credentials`] compares: the password hash, the client
+/// certificates and the principals (compared within one process only, so
+/// std's hasher does).
+fn credentials_stamp(entry: &UserEntry, certificates: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    entry.password.hash(&mut h);
+    certificates.hash(&mut h);
+    entry.kerberos_principals.hash(&mut h);
+    h.finish()
 }
 
 /// `name@REALM`: both parts present, no spaces or control characters.

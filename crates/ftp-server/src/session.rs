@@ -316,9 +316,9 @@ pub(crate) struct Session {
     /// The session reached its maximum length during a transfer: 231 and
     /// close once the transfer ends.
     expired_pending: bool,
-    /// The account was disabled or removed (a reload of the users) during
-    /// a transfer: 231 and close once the transfer ends.
-    revoked_pending: bool,
+    /// The account was disabled, removed or changed (a reload of the
+    /// users) during a transfer: 231 and close once the transfer ends.
+    pub revoked_pending: bool,
     /// While logged in: wakes when the accounts may have changed.
     pub account_changes: Option<watch::Receiver<u64>>,
     /// A handler asks for the session to end after its replies (a ban, a
@@ -469,6 +469,10 @@ impl Session {
     /// for input, transfer events and timeouts.
     async fn step(&mut self) -> Flow {
         if self.transfer.is_none() {
+            // A transfer that ABOR ended leaves what waited for its end.
+            if let Some(flow) = self.after_transfer().await {
+                return flow;
+            }
             if let Some((line, level)) = self.deferred.pop_front() {
                 return self.dispatch_line(&line, level).await;
             }
@@ -625,16 +629,17 @@ impl Session {
     }
 
     /// The accounts changed (the users file was reloaded): a session whose
-    /// account is now disabled or gone is logged out for the account's
-    /// reason (231), after its running transfer if any.
+    /// account is now disabled or gone, or whose credentials changed, is
+    /// logged out for the account's reason (231), after its running
+    /// transfer if any.
     async fn check_account(&mut self) -> Flow {
         let Some(user) = self.user.as_ref().filter(|_| self.logged_in()) else {
             return Flow::Continue;
         };
-        if self.shared.auth.account_active(&user.name) {
+        if self.shared.auth.account_current(user) {
             return Flow::Continue;
         }
-        tracing::info!(peer = %self.peer, user = %user.name, "account disabled or removed; logging out");
+        tracing::info!(peer = %self.peer, user = %user.name, "account disabled, removed or changed; logging out");
         if self.transfer.is_some() {
             self.revoked_pending = true;
             return Flow::Continue;
@@ -645,7 +650,7 @@ impl Session {
     async fn account_revoked(&mut self) -> Flow {
         self.reply(
             ReplyCode::UserLoggedOut,
-            "Account disabled or removed; logged out, closing control connection",
+            "Account disabled, removed or its credentials changed; logged out, closing control connection",
         )
         .await;
         Flow::Close
@@ -795,27 +800,37 @@ impl Session {
             self.data = DataSetup::Open(stream);
         }
         self.send_as(protection, outcome.reply).await;
+        if let Some(flow) = self.after_transfer().await {
+            return flow;
+        }
+        // The idle clock starts again when the transfer ends.
+        self.last_activity = Instant::now();
+        Flow::Continue
+    }
+
+    /// What waited for the transfer to end, however it ended (its reply,
+    /// or ABOR's): the shutdown's 421, QUIT's 221, the session limit's or
+    /// the account's 231. `None`: the session goes on.
+    async fn after_transfer(&mut self) -> Option<Flow> {
         if self.shutdown_pending {
             self.reply(
                 ReplyCode::ServiceNotAvailable,
                 "Service not available, server shutting down",
             )
             .await;
-            return Flow::Close;
+            return Some(Flow::Close);
         }
         if self.quit_pending {
             self.reply(ReplyCode::ClosingControlConnection, "Goodbye").await;
-            return Flow::Close;
+            return Some(Flow::Close);
         }
         if self.expired_pending {
-            return self.session_expired().await;
+            return Some(self.session_expired().await);
         }
         if self.revoked_pending {
-            return self.account_revoked().await;
+            return Some(self.account_revoked().await);
         }
-        // The idle clock starts again when the transfer ends.
-        self.last_activity = Instant::now();
-        Flow::Continue
+        None
     }
 
     /// Cancels a running transfer and waits for it to clean up (an upload

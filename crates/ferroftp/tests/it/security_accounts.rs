@@ -1,12 +1,15 @@
 //! The users file re-read on SIGHUP: new and changed accounts take effect
-//! at the next login, and a session whose account was disabled or removed
-//! is logged out with 231 (after its running transfer); a file that does
-//! not load leaves the accounts as they were.
+//! at the next login, and a session whose account was disabled, removed
+//! or given new credentials is logged out with 231 (after its running
+//! transfer, or once ABOR ends it); `--user` and anonymous sessions stay;
+//! a file that does not load, or loads empty, leaves the accounts as they
+//! were.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{RawClient, TestServer};
+use crate::common::{RawClient, TestServer, PASS, USER};
 use crate::replies_util::{connect_data, epsv_addr};
 use crate::safety_util::{login_as, server_with_users, user_add, PASSWORD};
 
@@ -33,23 +36,35 @@ fn login_when_allowed(server: &TestServer, name: &str) -> RawClient {
             return c;
         }
         assert!(Instant::now() < deadline, "{name} never became able to log in");
-        std::thread::sleep(Duration::from_millis(100));
+        // Each miss counts toward a ban (10 by default): few and slow.
+        std::thread::sleep(Duration::from_millis(300));
     }
 }
 
 #[test]
 fn security_reloaded_users_file_logs_out_disabled_and_removed_accounts_with_231() {
-    let (server, dir) = server_with_users(&[("alice", &[]), ("bob", &[]), ("dave", &[])], "");
+    let (server, dir) = server_with_users(&[("alice", &[]), ("bob", &[]), ("dave", &[]), ("erin", &[])], "");
     let users = dir.path().join("users.toml");
     server.write("big.bin", &vec![7u8; 16 << 20]);
     let mut alice = login_as(&server, "alice");
     let mut bob = login_as(&server, "bob");
+    // --user and anonymous accounts do not come from the file: they stay.
+    let mut cli = server.client();
+    cli.login(USER, PASS);
+    let mut guest = server.client();
+    guest.login("ftp", "guest@example.com");
+    // erin is mid-download too, and ABOR ends it: 426, 226, then 231.
     // dave is mid-download when his account goes: the transfer finishes
     // first (its 226), then 231.
     let mut dave = login_as(&server, "dave");
     let addr = epsv_addr(&mut dave);
     let mut data = connect_data(addr);
     let started = dave.cmd("RETR big.bin");
+    assert!(matches!(started.code, 125 | 150), "{started:?}");
+    let mut erin = login_as(&server, "erin");
+    let addr = epsv_addr(&mut erin);
+    let erin_data = connect_data(addr);
+    let started = erin.cmd("RETR big.bin");
     assert!(matches!(started.code, 125 | 150), "{started:?}");
 
     let next = dir.path().join("users.next.toml");
@@ -71,7 +86,15 @@ fn security_reloaded_users_file_logs_out_disabled_and_removed_accounts_with_231(
     dave.expect_reply(226);
     dave.expect_reply(231);
     assert!(dave.is_closed());
+    erin.send("ABOR");
+    erin.expect_reply(426);
+    erin.expect_reply(226);
+    erin.expect_reply(231);
+    assert!(erin.is_closed());
+    drop(erin_data);
     carol.expect("NOOP", 200);
+    cli.expect("NOOP", 200);
+    guest.expect("NOOP", 200);
 
     let mut c = server.client();
     c.expect("USER alice", 331);
@@ -80,10 +103,41 @@ fn security_reloaded_users_file_logs_out_disabled_and_removed_accounts_with_231(
     c.expect("USER bob", 331);
     c.expect(&format!("PASS {PASSWORD}"), 530);
 
-    // A users file that does not load: the accounts stay as they were.
+    // A new password for carol: her session ends, the new password works.
+    let next = dir.path().join("users.next.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroftp"))
+        .args(["user", "add", "--file"])
+        .arg(&next)
+        .args(["carol", "--password", "a-new-one"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    replace_users_file(&users, &next);
+    sighup(&server);
+    carol.expect_reply(231);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = server.client();
+        c.expect("USER carol", 331);
+        if c.cmd("PASS a-new-one").code == 230 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new password never worked");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut carol = server.client();
+    carol.login("carol", "a-new-one");
+
+    // A users file that does not load, then one caught empty: the accounts
+    // stay as they were.
     std::fs::write(&users, "[[user]]\nname = \"broken\"\n").unwrap();
+    sighup(&server);
+    std::fs::write(&users, "").unwrap();
     sighup(&server);
     std::thread::sleep(Duration::from_millis(500));
     carol.expect("NOOP", 200);
-    login_as(&server, "carol").expect("QUIT", 221);
+    cli.expect("NOOP", 200);
+    let mut c = server.client();
+    c.login("carol", "a-new-one");
+    c.expect("QUIT", 221);
 }

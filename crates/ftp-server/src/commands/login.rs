@@ -184,6 +184,16 @@ impl Session {
     }
 
     async fn complete_login(&mut self, user: User, storage: Arc<dyn Storage>, code: ReplyCode) {
+        // Subscribed before the check, so a reload after it is seen: the
+        // user was looked up in the accounts of when PASS began, and a
+        // reload since may have disabled, removed or changed the account.
+        let account_changes = self.shared.auth.account_changes();
+        if !self.shared.auth.account_current(&user) {
+            tracing::info!(peer = %self.peer, user = %user.name, "account changed during login");
+            self.log_out();
+            self.reply(ReplyCode::NotLoggedIn, "Login incorrect").await;
+            return;
+        }
         let Some(place) = self.shared.per_user.try_acquire(&user.name) else {
             tracing::info!(peer = %self.peer, user = %user.name, "too many sessions for this user");
             self.log_out();
@@ -206,7 +216,7 @@ impl Session {
         self.storage = Some(storage);
         self.cwd = FtpPath::root();
         self.login = Login::LoggedIn;
-        self.account_changes = self.shared.auth.account_changes();
+        self.account_changes = account_changes;
         self.reply(code, text).await;
     }
 
@@ -309,6 +319,7 @@ impl Session {
     fn log_out(&mut self) {
         self.login = Login::AwaitingUser;
         self.account_changes = None;
+        self.revoked_pending = false;
         self.user = None;
         self.user_place = None;
         self.space_log_out();
