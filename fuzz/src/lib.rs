@@ -15,6 +15,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use ftp_proto::addr::{self, AddrError};
 use ftp_proto::ascii::{FromNetwork, ToNetwork};
 use ftp_proto::command::{self, ArgRule, Command, ParseError, Verb};
+use ftp_proto::glob::NamePattern;
 use ftp_proto::line::{LineDecoder, LineTooLong};
 use ftp_proto::modeb::{self, BlockDecoder, BlockEvent};
 use ftp_proto::page::{self, PageDecoder, PageError, PageEvent};
@@ -671,4 +672,44 @@ fn proxy_header_with(data: &[u8], cuts: &[u8], max: usize) {
             assert_eq!(source.is_ipv4(), destination.is_ipv4(), "v1 mixes families");
         }
     }
+}
+
+// ---------------------------------------------------------------- glob
+
+#[derive(Debug, Arbitrary)]
+pub struct GlobInput {
+    pub pattern: String,
+    pub name: String,
+}
+
+/// The obvious recursive matcher, exponential but right; inputs are cut
+/// short enough for it.
+fn naive_glob(p: &[char], n: &[char]) -> bool {
+    match p.split_first() {
+        None => n.is_empty(),
+        Some(('*', rest)) => (0..=n.len()).any(|k| naive_glob(rest, &n[k..])),
+        Some((c, rest)) => {
+            !n.is_empty() && (*c == '?' || c.eq_ignore_ascii_case(&n[0])) && naive_glob(rest, &n[1..])
+        }
+    }
+}
+
+/// A denied-names pattern against a client's name: never a panic, and the
+/// same answer as the naive matcher (a star-heavy pattern must not be
+/// slow either: libFuzzer reports timeouts).
+pub fn glob(input: &GlobInput) {
+    let pattern: String = input.pattern.chars().take(12).collect();
+    let name: String = input.name.chars().take(24).collect();
+    let Ok(compiled) = NamePattern::new(&pattern) else {
+        return;
+    };
+    // Collapsed stars keep the naive matcher polynomial here.
+    let mut p: Vec<char> = Vec::new();
+    for c in pattern.chars() {
+        if !(c == '*' && p.last() == Some(&'*')) {
+            p.push(c);
+        }
+    }
+    let n: Vec<char> = name.chars().collect();
+    assert_eq!(compiled.matches(&name), naive_glob(&p, &n), "{pattern:?} against {name:?}");
 }

@@ -55,6 +55,8 @@ pub struct ServerSection {
     /// "10.0.0.0/24", "2001:db8::/64").
     pub trusted_proxies: Vec<String>,
     pub allow_foreign_data_address: bool,
+    /// Names no upload, MKD or RNTO may create ("*.exe", ".ht*"); 553.
+    pub denied_names: Vec<String>,
     pub transfer_buffer_size: usize,
     /// Plain binary uploads spliced socket → pipe → file (see
     /// ftp_server::ServerConfig::splice_uploads).
@@ -99,6 +101,7 @@ impl Default for ServerSection {
             proxy_protocol: false,
             trusted_proxies: Vec::new(),
             allow_foreign_data_address: d.allow_foreign_data_address,
+            denied_names: Vec::new(),
             transfer_buffer_size: d.transfer_buffer_size,
             splice_uploads: d.splice_uploads,
             blocking_threads: 64,
@@ -505,8 +508,21 @@ impl FileConfig {
         Ok(config)
     }
 
+    /// `server.denied_names` as patterns.
+    fn denied_names(&self) -> Result<Vec<ftp_proto::glob::NamePattern>, ConfigError> {
+        self.server
+            .denied_names
+            .iter()
+            .map(|p| {
+                ftp_proto::glob::NamePattern::new(p)
+                    .map_err(|e| ConfigError::Invalid(format!("server.denied_names: {p:?}: {e}")))
+            })
+            .collect()
+    }
+
     /// Checks what serde cannot: value ranges and cross-field rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.denied_names()?;
         if let Some(p) = &self.server.passive_ports {
             parse_port_range(p)?;
         }
@@ -650,6 +666,7 @@ impl FileConfig {
             transfer_stall_timeout: secs(self.timeouts.transfer_stall),
             shutdown_grace: secs(self.timeouts.shutdown_grace),
             allow_foreign_data_address: self.server.allow_foreign_data_address,
+            denied_names: self.denied_names()?,
             bans: BanConfig {
                 max_failures: self.bans.max_failures,
                 window: secs(self.bans.window),
@@ -890,6 +907,18 @@ mod tests {
         let c: FileConfig = toml::from_str("[server]\nreceive_threads = 0").unwrap();
         assert_eq!(c.server_config().unwrap().receive_threads, 0);
         assert_eq!(parse_port_range("50000-50010").unwrap(), 50000..=50010);
+    }
+
+    #[test]
+    fn denied_names_are_checked_patterns() {
+        let c: FileConfig = toml::from_str("[server]\ndenied_names = [\"*.exe\", \".ht*\"]").unwrap();
+        c.validate().unwrap();
+        let names = c.server_config().unwrap().denied_names;
+        assert!(names[0].matches("A.EXE") && names[1].matches(".htpasswd"));
+        let c: FileConfig = toml::from_str("[server]\ndenied_names = [\"bin/*\"]").unwrap();
+        assert!(c.validate().is_err(), "a pattern over a path");
+        let c: FileConfig = toml::from_str("[server]\ndenied_names = [\"\"]").unwrap();
+        assert!(c.validate().is_err(), "an empty pattern");
     }
 
     #[test]

@@ -15,11 +15,14 @@
 //! - [`proxy`]: the PROXY protocol header (v1 and v2) a TCP load balancer
 //!   sends before the client's bytes.
 //! - [`ascii`]: TYPE A end-of-line conversion.
+//! - [`glob`]: `*`/`?` patterns over one file name (the names a site
+//!   denies).
 //! - [`time`]: UTC calendar arithmetic without a clock.
 
 pub mod addr;
 pub mod ascii;
 pub mod command;
+pub mod glob;
 pub mod line;
 pub mod listing;
 pub mod modeb;

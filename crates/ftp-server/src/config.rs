@@ -286,6 +286,9 @@ pub struct ServerConfig {
     pub virtual_hosts: Vec<VirtualHost>,
     /// Entries `STAT <dir>` sends over the control connection at most.
     pub max_stat_entries: usize,
+    /// Names no upload, MKD or RNTO may create (553), matched against the
+    /// new name's last component.
+    pub denied_names: Vec<ftp_proto::glob::NamePattern>,
     /// FTPS; `None` answers AUTH with 504.
     pub tls: Option<TlsConfig>,
     /// GSSAPI; `None` answers AUTH GSSAPI with 504.
@@ -328,6 +331,7 @@ impl Default for ServerConfig {
             max_stat_entries: 10_000,
             tls: None,
             gssapi: None,
+            denied_names: Vec::new(),
             default_quota: ftp_auth::QuotaLimits::default(),
         }
     }

@@ -259,3 +259,58 @@ fn control_characters_and_bad_names_553() {
     c.expect("NOOP", 200);
     assert_eq!(std::fs::read_dir(&server.root).unwrap().count(), 0);
 }
+
+/// `server.denied_names`: names no upload, MKD or RNTO may create get 553
+/// before any 150, in any ASCII case, and nothing is written; a name
+/// already there stays readable and removable. Checked with curl too, the
+/// way a user meets it.
+#[test]
+fn denied_names_553() {
+    let server = TestServer::start_with_config("[server]\ndenied_names = [\"*.exe\", \".ht*\"]\n", &[]);
+    server.write("old.exe", b"kept\n");
+    server.write("ok.txt", b"fine\n");
+    let mut c = server.login();
+    let _data = c.epsv();
+    for line in [
+        "STOR setup.exe",
+        "STOR SETUP.EXE",
+        "APPE tool.Exe",
+        "STOU a.exe",
+        "MKD .htaccess",
+    ] {
+        let r = c.expect(line, 553);
+        assert!(r.text.contains("denies"), "{r:?}");
+    }
+    c.expect("RNFR ok.txt", 350);
+    c.expect("RNTO ok.exe", 553);
+    c.expect("RNFR ok.txt", 350);
+    c.expect("RNTO renamed.txt", 250);
+    let mut names: Vec<_> = std::fs::read_dir(&server.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["old.exe", "renamed.txt"]);
+    c.expect("TYPE I", 200);
+    let (bytes, r) = c.fetch("RETR old.exe");
+    assert_eq!((r.code, bytes.as_slice()), (226, &b"kept\n"[..]));
+    c.expect("DELE old.exe", 250);
+    drop(c);
+
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("setup.exe");
+    std::fs::write(&src, b"x").unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-T"])
+        .arg(&src)
+        .arg(format!("ftp://user:12345@127.0.0.1:{}/setup.exe", server.port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "curl uploaded a denied name");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("553"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!server.path("setup.exe").exists());
+}

@@ -15,7 +15,7 @@ use crate::session::Session;
 
 impl Session {
     pub(super) async fn cmd_mkd(&mut self, arg: &[u8]) {
-        let Some(path) = self.resolve_name(arg).await else {
+        let Some(path) = self.resolve_new_name(arg).await else {
             return;
         };
         match self.storage().mkdir(&path).await {
@@ -80,7 +80,9 @@ impl Session {
             self.reply(ReplyCode::BadSequence, "RNFR required first").await;
             return;
         };
-        let Some(to) = self.resolve_name(arg).await else { return };
+        let Some(to) = self.resolve_new_name(arg).await else {
+            return;
+        };
         let replaced = if to == from {
             None
         } else {

@@ -121,6 +121,28 @@ impl Session {
         }
     }
 
+    /// [`resolve_name`](Session::resolve_name) for a name the command
+    /// creates (STOR, STOU, APPE, MKD, RNTO): one the site denies
+    /// (`denied_names`) is answered 553 here and `None` returned. Names
+    /// already there stay reachable: the rule keeps new ones out.
+    pub(crate) async fn resolve_new_name(&mut self, arg: &[u8]) -> Option<FtpPath> {
+        let path = self.resolve_name(arg).await?;
+        if self.refuse_denied_name(path.file_name().unwrap_or_default()).await {
+            return None;
+        }
+        Some(path)
+    }
+
+    /// Answers 553 when the site denies `name` (`denied_names`).
+    pub(crate) async fn refuse_denied_name(&mut self, name: &str) -> bool {
+        let Some(pattern) = self.shared.config.denied_names.iter().find(|p| p.matches(name)) else {
+            return false;
+        };
+        let text = format!("File name not allowed: this site denies {pattern}");
+        self.reply(ReplyCode::FileNameNotAllowed, text).await;
+        true
+    }
+
     pub(crate) fn permissions(&self) -> PermissionSet {
         self.user
             .as_ref()

@@ -175,7 +175,7 @@ impl Session {
         if !self.require_data_setup().await {
             return;
         }
-        let Some(path) = self.resolve_name(arg).await else {
+        let Some(path) = self.resolve_new_name(arg).await else {
             return;
         };
         let storage = self.storage();
@@ -225,7 +225,7 @@ impl Session {
             return;
         }
         let dir = match base {
-            Some(b) => match self.resolve_name(b).await {
+            Some(b) => match self.resolve_new_name(b).await {
                 Some(p) => p,
                 None => return,
             },
@@ -237,6 +237,9 @@ impl Session {
         let allo = self.space.allo;
         for _ in 0..STOU_ATTEMPTS {
             let name = format!("{stem}.{:08x}", random_u32());
+            if self.refuse_denied_name(&name).await {
+                return;
+            }
             let path = parent.join(&name);
             self.space.allo = allo;
             let ticket = match self.admit_upload(&path, WriteMode::CreateNew).await {

@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|input: ferroftp_fuzz::GlobInput| ferroftp_fuzz::glob(&input));
