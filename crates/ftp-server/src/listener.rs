@@ -2,7 +2,8 @@
 //! address), the queue for a full server, and shutdown.
 //!
 //! Every accepted connection gets an answer: the greeting (220, after 120
-//! when it waited in the queue) or 421 with the reason.
+//! when it waited in the queue, or for the storage to answer at start) or
+//! 421 with the reason.
 
 use std::future::Future;
 use std::io;
@@ -32,7 +33,16 @@ pub struct Server {
     listeners: Vec<(TcpListener, bool)>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
+    /// Told once the storage answers (see `probe_storage`).
+    storage_ready: watch::Sender<bool>,
 }
+
+/// How long the first check of the storage may take before the listeners
+/// open anyway (and clients wait with 120 until it answers).
+const FIRST_STORAGE_CHECK: Duration = Duration::from_secs(3);
+/// Each later check's limit, and the longest pause between checks.
+const STORAGE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+const STORAGE_CHECK_MAX_PAUSE: Duration = Duration::from_secs(5);
 
 impl Server {
     /// Binds every `config.listen` address (port 0 picks a free port; see
@@ -55,6 +65,7 @@ impl Server {
             crate::ktls::support();
         }
         let (shutdown, shutting_down) = watch::channel(false);
+        let (storage_ready, storage_ready_rx) = watch::channel(false);
         Ok(Server {
             listeners,
             shared: Arc::new(Shared {
@@ -69,8 +80,10 @@ impl Server {
                 backend,
                 auth,
                 shutting_down,
+                storage_ready: storage_ready_rx,
             }),
             shutdown,
+            storage_ready,
         })
     }
 
@@ -106,6 +119,20 @@ impl Server {
         let slots = Arc::new(Semaphore::new(max));
         let waiting = Arc::new(AtomicUsize::new(0));
         let mut accepts = JoinSet::new();
+        let backend = Arc::clone(&self.shared.backend);
+        match tokio::time::timeout(FIRST_STORAGE_CHECK, backend.ready()).await {
+            Ok(Ok(())) => {
+                self.storage_ready.send_replace(true);
+            }
+            outcome => {
+                let why = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "no answer".to_string(),
+                };
+                tracing::warn!(error = %why, "storage not ready; clients wait (120) until it answers");
+                accepts.spawn(probe_storage(backend, self.storage_ready));
+            }
+        }
         for (listener, implicit) in self.listeners {
             accepts.spawn(accept_loop(
                 listener,
@@ -255,6 +282,24 @@ fn admit(shared: &Arc<Shared>, slots: &Arc<Semaphore>, waiting: &Arc<AtomicUsize
         incoming,
         address_place,
     };
+    if !*shared.storage_ready.borrow() {
+        if !enter_queue(waiting, shared.config.max_sessions) {
+            tokio::spawn(refuse(accepted.incoming.stream, "Too many users, server is full"));
+            return;
+        }
+        tokio::spawn(wait_for_storage(
+            Arc::clone(shared),
+            Arc::clone(slots),
+            Arc::clone(waiting),
+            accepted,
+        ));
+        return;
+    }
+    start_or_queue(shared, slots, waiting, accepted);
+}
+
+/// A session now if a slot is free; otherwise the queue or 421.
+fn start_or_queue(shared: &Arc<Shared>, slots: &Arc<Semaphore>, waiting: &Arc<AtomicUsize>, accepted: Accepted) {
     match Arc::clone(slots).try_acquire_owned() {
         Ok(permit) => {
             tokio::spawn(run_session(Arc::clone(shared), accepted, permit));
@@ -337,17 +382,8 @@ async fn queued(
     accepted: &mut Incoming,
 ) -> Option<Result<OwnedSemaphorePermit, ()>> {
     let wait = shared.config.max_queue_wait;
-    if !accepted.implicit_tls {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let unit = if minutes == 1 { "minute" } else { "minutes" };
-        let reply = Reply::new(
-            ReplyCode::ServiceReadyInMinutes,
-            format!("Service ready in {minutes} {unit}."),
-        );
-        let sent = tokio::time::timeout(Duration::from_secs(5), accepted.stream.write_all(&reply.encode())).await;
-        if !matches!(sent, Ok(Ok(()))) {
-            return None;
-        }
+    if !tell_to_wait(accepted, wait, "").await {
+        return None;
     }
     let mut shutting_down = shared.shutting_down.clone();
     tokio::select! {
@@ -355,6 +391,80 @@ async fn queued(
         _ = tokio::time::sleep(wait) => Some(Err(())),
         _ = hung_up(&accepted.stream) => None,
         _ = shutting_down.wait_for(|down| *down) => Some(Err(())),
+    }
+}
+
+/// 120 "Service ready in N minutes." (N from `wait`, rounded up), with
+/// `why` after it; nothing on implicit TLS, where no reply can precede the
+/// handshake. False when the client could not be told.
+async fn tell_to_wait(incoming: &mut Incoming, wait: Duration, why: &str) -> bool {
+    if incoming.implicit_tls {
+        return true;
+    }
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    let reply = Reply::new(
+        ReplyCode::ServiceReadyInMinutes,
+        format!("Service ready in {minutes} {unit}.{why}"),
+    );
+    let sent = tokio::time::timeout(Duration::from_secs(5), incoming.stream.write_all(&reply.encode())).await;
+    matches!(sent, Ok(Ok(())))
+}
+
+/// The server started before its storage answered: 120, then the session
+/// (or the queue of a full server) once it does, or 421 after
+/// `max_queue_wait`. At most `max_sessions` connections wait, as in the
+/// queue (they share its count).
+async fn wait_for_storage(
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    mut accepted: Accepted,
+) {
+    let wait = shared.config.max_queue_wait;
+    let ready = if tell_to_wait(&mut accepted.incoming, wait, " (the storage is starting)").await {
+        let mut ready = shared.storage_ready.clone();
+        let mut shutting_down = shared.shutting_down.clone();
+        tokio::select! {
+            r = ready.wait_for(|ready| *ready) => Some(r.is_ok()),
+            _ = tokio::time::sleep(wait) => Some(false),
+            _ = hung_up(&accepted.incoming.stream) => None,
+            _ = shutting_down.wait_for(|down| *down) => Some(false),
+        }
+    } else {
+        None
+    };
+    waiting.fetch_sub(1, Ordering::Relaxed);
+    match ready {
+        Some(true) if !*shared.shutting_down.borrow() => start_or_queue(&shared, &slots, &waiting, accepted),
+        Some(_) => {
+            let text = if *shared.shutting_down.borrow() {
+                "Service not available, server shutting down"
+            } else {
+                "Storage not available yet; try again later"
+            };
+            refuse(accepted.incoming.stream, text).await;
+        }
+        None => {}
+    }
+}
+
+/// Checks the storage until it answers, with growing pauses; then the
+/// waiting connections are greeted and new ones admitted at once.
+async fn probe_storage(backend: Arc<dyn Backend>, ready: watch::Sender<bool>) {
+    let mut pause = Duration::from_millis(250);
+    loop {
+        tokio::time::sleep(pause).await;
+        match tokio::time::timeout(STORAGE_CHECK_TIMEOUT, backend.ready()).await {
+            Ok(Ok(())) => {
+                tracing::info!("storage answers; greeting clients");
+                ready.send_replace(true);
+                return;
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "storage not ready yet"),
+            Err(_) => tracing::debug!("storage check timed out"),
+        }
+        pause = (pause * 2).min(STORAGE_CHECK_MAX_PAUSE);
     }
 }
 

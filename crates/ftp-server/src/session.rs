@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     pub sendfile_downloads: Arc<crate::cork::SendfileDownloads>,
     /// Becomes true when the server shuts down.
     pub shutting_down: watch::Receiver<bool>,
+    /// Becomes true once the storage answers (at once for a local disk);
+    /// until then connections are greeted with 120 and wait.
+    pub storage_ready: watch::Receiver<bool>,
 }
 
 /// Where the session is in the login sequence (RFC 959 §5.4 state diagram).

@@ -333,4 +333,10 @@ impl Backend for S3Backend {
         storage.ensure_root().await?;
         Ok(Arc::new(storage))
     }
+
+    /// One listing request on the prefix: the store answers, and takes
+    /// these credentials for this bucket.
+    async fn ready(&self) -> Result<()> {
+        self.storage_at(&FtpPath::root()).probe().await
+    }
 }

@@ -82,6 +82,16 @@ impl S3Storage {
         Ok(())
     }
 
+    /// A request the store must answer (listing the root), for
+    /// [`Backend::ready`](ftp_storage::Backend::ready).
+    pub(crate) async fn probe(&self) -> Result<()> {
+        // Not `directory`: at the bucket's root it asks nothing.
+        let prefix = self.keys.dir_prefix(&FtpPath::root());
+        list::page(&self.shared, prefix.as_deref(), None, 1, false)
+            .await
+            .map(|_| ())
+    }
+
     /// The object at `p`'s key, if there is one.
     async fn head(&self, p: &FtpPath) -> Result<Option<ObjectMeta>> {
         let key = self.keys.object(p)?;

@@ -217,4 +217,11 @@ pub trait Backend: Send + Sync {
     /// A storage rooted at `home`, a path below the backend's own root,
     /// created if it does not exist yet.
     async fn user_storage(&self, home: &FtpPath) -> Result<Arc<dyn Storage>>;
+
+    /// Whether the storage answers at all: the server asks at start and
+    /// greets clients with 120, holding them, until it does. A backend
+    /// that is always there (a local disk) keeps the default.
+    async fn ready(&self) -> Result<()> {
+        Ok(())
+    }
 }

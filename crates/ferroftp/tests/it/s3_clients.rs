@@ -309,3 +309,59 @@ fn s3_aborted_upload_leaves_nothing_and_a_store_that_is_down_is_450() {
     assert!(r.text.contains("temporarily"), "{r:?}");
     assert!(late.is_closed(), "421 closes the connection");
 }
+
+/// A node started while its store does not answer yet opens its listeners
+/// anyway and greets each client with 120 "Service ready in N minutes",
+/// holding it; once the store answers (here: a forwarder to Garage starts
+/// on the endpoint's port) the waiting client gets 220 and logs in, and
+/// new ones get 220 at once.
+#[test]
+fn s3_store_not_ready_at_start_120_then_220() {
+    use crate::common::RawClient;
+    use crate::s3_util::{s3_flags, s3_table, unique_prefix};
+    use std::net::{TcpListener, TcpStream};
+
+    let g = Garage::shared();
+    let garage: std::net::SocketAddr = g
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    // A port nothing listens on yet: the store "not up".
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let flags = s3_flags(g, &endpoint);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = common::TestServer::start_with_config(&s3_table(g, &unique_prefix("start")), &flags);
+
+    let mut waiting = RawClient::connect(server.addr);
+    assert_eq!(waiting.greeting.code, 120, "{:?}", waiting.greeting);
+    assert!(waiting.greeting.text.contains("storage"), "{:?}", waiting.greeting);
+
+    // The store comes up: every connection to the endpoint is forwarded.
+    let forwarder = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for client in forwarder.incoming().flatten() {
+            let Ok(store) = TcpStream::connect(garage) else {
+                continue;
+            };
+            let (mut a, mut b) = (client.try_clone().unwrap(), store.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a, &mut b);
+                let _ = b.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut a, mut b) = (store, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a, &mut b);
+                let _ = b.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    waiting.expect_reply(220);
+    waiting.login(common::USER, common::PASS);
+    waiting.expect("PWD", 257);
+    let mut next = RawClient::connect(server.addr);
+    assert_eq!(next.greeting.code, 220, "{:?}", next.greeting);
+    next.login(common::USER, common::PASS);
+}
