@@ -361,14 +361,7 @@ async fn wait_in_queue(shared: Arc<Shared>, slots: Arc<Semaphore>, waiting: Arc<
     waiting.fetch_sub(1, Ordering::Relaxed);
     match permit {
         Some(Ok(permit)) if !*shared.shutting_down.borrow() => run_session(shared, accepted, permit).await,
-        Some(_) => {
-            let text = if *shared.shutting_down.borrow() {
-                "Service not available, server shutting down"
-            } else {
-                "Too many users, server is full"
-            };
-            refuse(accepted.incoming.stream, text).await;
-        }
+        Some(_) => refuse_after_wait(&shared, accepted, "Too many users, server is full").await,
         // The client hung up or could not be told.
         None => {}
     }
@@ -437,16 +430,20 @@ async fn wait_for_storage(
     waiting.fetch_sub(1, Ordering::Relaxed);
     match ready {
         Some(true) if !*shared.shutting_down.borrow() => start_or_queue(&shared, &slots, &waiting, accepted),
-        Some(_) => {
-            let text = if *shared.shutting_down.borrow() {
-                "Service not available, server shutting down"
-            } else {
-                "Storage not available yet; try again later"
-            };
-            refuse(accepted.incoming.stream, text).await;
-        }
+        Some(_) => refuse_after_wait(&shared, accepted, "Storage not available yet; try again later").await,
         None => {}
     }
+}
+
+/// 421 for a connection that waited in vain: the server is shutting down,
+/// or `why`.
+async fn refuse_after_wait(shared: &Shared, accepted: Accepted, why: &'static str) {
+    let text = if *shared.shutting_down.borrow() {
+        "Service not available, server shutting down"
+    } else {
+        why
+    };
+    refuse(accepted.incoming.stream, text).await;
 }
 
 /// Checks the storage until it answers, with growing pauses; then the
