@@ -144,13 +144,13 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     let mut accounts = AccountSources::new(&args, &file)?;
     let mut users = accounts.build(None)?;
-    let mut generated = None;
     if users.is_empty() {
         let password = random_password();
         users.add_plaintext(DEFAULT_USER, &password)?;
-        accounts.generated = Some(password.clone());
-        generated = Some(password);
+        accounts.generated = Some(password);
     }
+    // Printed once the listeners are up.
+    let generated = accounts.generated.clone();
     // With a users file, SIGHUP re-reads it (see `reload_on_sighup`).
     let (auth, reloadable): (Arc<dyn ftp_auth::Authenticator>, _) = if accounts.users_file.is_some() {
         let reloadable = ftp_auth::ReloadableUsers::new(users);

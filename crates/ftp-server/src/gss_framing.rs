@@ -188,8 +188,6 @@ pub(crate) struct GssStream {
     /// An opened block not yet read by the caller.
     message: Vec<u8>,
     message_read: usize,
-    /// The sequence number the next block must exceed.
-    after: Option<u64>,
     ended: bool,
     /// Blocks came from the client: an upload, whose end the client marks
     /// (the server's shutdown sends no last block of its own).
@@ -205,7 +203,6 @@ impl GssStream {
             .max(1) as usize;
         Ok(GssStream {
             tcp,
-            after: protection.after,
             protection,
             max_message,
             out: Vec::new(),
@@ -305,13 +302,14 @@ impl GssStream {
             .context
             .unwrap(&self.token)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        if self.after.is_some_and(|after| opened.sequence <= after) {
+        // `after` moves up with each block: the next must exceed it.
+        if self.protection.after.is_some_and(|after| opened.sequence <= after) {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "a protected block out of order (replayed or from an earlier transfer)",
             )));
         }
-        self.after = Some(opened.sequence);
+        self.protection.after = Some(opened.sequence);
         if self.protection.confidential && !opened.encrypted {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -217,21 +217,15 @@ impl Control {
     pub async fn send(&mut self, reply: Reply) -> std::io::Result<()> {
         self.out.clear();
         reply.encode_into(&mut self.out);
-        let out = std::mem::take(&mut self.out);
-        let result = self.send_raw(&out).await;
-        self.out = out;
-        result
+        let bytes = on_the_wire(self.protection.as_ref(), &self.out, &mut self.protected_out)?;
+        self.stream.write_all(bytes).await
     }
 
     /// Writes encoded reply lines, whole lines only (streamed STAT
     /// listings), protected when the command was.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let Some(protection) = &self.protection else {
-            return self.stream.write_all(bytes).await;
-        };
-        self.protected_out.clear();
-        protection.protect(bytes, &mut self.protected_out)?;
-        self.stream.write_all(&self.protected_out).await
+        let bytes = on_the_wire(self.protection.as_ref(), bytes, &mut self.protected_out)?;
+        self.stream.write_all(bytes).await
     }
 
     /// Drops every byte received but not yet run: after AUTH TLS, whatever
@@ -248,6 +242,21 @@ impl Control {
         self.decoder.feed(&self.read_buf[..n]);
         Ok(n)
     }
+}
+
+/// Encoded reply lines as they go out: as they are, or protected into
+/// `scratch`.
+fn on_the_wire<'a>(
+    protection: Option<&ReplyProtection>,
+    encoded: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> std::io::Result<&'a [u8]> {
+    let Some(protection) = protection else {
+        return Ok(encoded);
+    };
+    scratch.clear();
+    protection.protect(encoded, scratch)?;
+    Ok(scratch)
 }
 
 /// Reads a plain control socket. Not `AsyncReadExt::read`: tokio takes a

@@ -279,19 +279,21 @@ class Ctl:
         self.expect_final(final, level)
 "#;
 
-/// Runs `script` (after [`CLIENT`]) with Debian's python3, which has the
-/// `gssapi` module (python3-gssapi), holding `cache`'s tickets.
-fn client(realm: &Realm, cache: &Path, script: &str, port: u16) -> String {
+/// Runs `script` (after [`CLIENT`]) against `server` with Debian's
+/// python3, which has the `gssapi` module (python3-gssapi), holding
+/// `user`'s tickets; the script ends by printing OK.
+fn run_client(realm: &Realm, user: &str, server: &TestServer, script: &str) {
+    let cache = realm.kinit(user);
     let mut cmd = Command::new("/usr/bin/python3");
     cmd.arg("-c")
         .arg(format!("{CLIENT}\n{script}"))
-        .arg(port.to_string())
+        .arg(server.port().to_string())
         .env("KRB5_CONFIG", realm.path("krb5.conf"))
         .env("KRB5CCNAME", format!("FILE:{}", cache.display()));
     let (ok, out, err) = common::run(&mut cmd, Duration::from_secs(60));
     let out = String::from_utf8_lossy(&out).into_owned();
     assert!(ok, "client failed\nstdout:\n{out}\nstderr:\n{err}");
-    out
+    assert!(out.contains("OK"), "{out}");
 }
 
 fn server(realm: &Realm, extra: &str) -> (TestServer, tempfile::TempDir) {
@@ -309,14 +311,14 @@ fn server(realm: &Realm, extra: &str) -> (TestServer, tempfile::TempDir) {
 #[test]
 fn kerberos_login_protected_commands_and_data() {
     let realm = Realm::start();
-    let cache = realm.kinit("alice");
     let (server, _users) = server(&realm, "");
     let secret: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     server.write("secret.bin", &secret);
     server.write("large.bin", &vec![0x5a; 16 << 20]);
-    let out = client(
+    run_client(
         &realm,
-        &cache,
+        "alice",
+        &server,
         r#"
 c = Ctl(int(sys.argv[1]))
 c.auth()
@@ -363,9 +365,7 @@ assert (outer, inner, encrypted) == (632, 226, True), (outer, lines)
 c.expect('QUIT', 221)
 print('OK')
 "#,
-        server.port(),
     );
-    assert!(out.contains("OK"), "{out}");
     let payload: Vec<u8> = (0..1000).flat_map(|_| 0..=255u8).collect();
     assert_eq!(server.read("up-private.bin"), payload);
     assert_eq!(server.read("up-safe.bin"), payload);
@@ -380,11 +380,11 @@ print('OK')
 #[test]
 fn kerberos_refusals() {
     let realm = Realm::start();
-    let cache = realm.kinit("bob");
     let (server, _users) = server(&realm, "");
-    let out = client(
+    run_client(
         &realm,
-        &cache,
+        "bob",
+        &server,
         &format!(
             r#"
 c = Ctl(int(sys.argv[1]))
@@ -420,9 +420,7 @@ c.expect('QUIT', 221, 'MIC')
 print('OK')
 "#
         ),
-        server.port(),
     );
-    assert!(out.contains("OK"), "{out}");
 }
 
 /// A server without a keytab answers AUTH GSSAPI 504, and MIC, CONF and
@@ -460,11 +458,11 @@ fn an_unreadable_keytab_stops_the_start() {
 #[test]
 fn plain_commands_when_the_site_allows_them() {
     let realm = Realm::start();
-    let cache = realm.kinit("alice");
     let (server, _users) = server(&realm, "require_protected_commands = false\n");
-    let out = client(
+    run_client(
         &realm,
-        &cache,
+        "alice",
+        &server,
         &format!(
             r#"
 c = Ctl(int(sys.argv[1]))
@@ -478,9 +476,7 @@ c.expect('PWD', 257, None)
 print('OK')
 "#
         ),
-        server.port(),
     );
-    assert!(out.contains("OK"), "{out}");
 }
 
 /// A site's TLS policy holds under Kerberos too: `require_for_login`
@@ -490,15 +486,15 @@ print('OK')
 #[test]
 fn tls_policies_need_encryption_under_kerberos() {
     let realm = Realm::start();
-    let cache = realm.kinit("alice");
     let (server, _users) = server(
         &realm,
         "[tls]\nself_signed = true\nrequire_for_login = true\nrequire_for_data = true\n",
     );
     server.write("f.txt", b"policy\n");
-    let out = client(
+    run_client(
         &realm,
-        &cache,
+        "alice",
+        &server,
         &format!(
             r#"
 c = Ctl(int(sys.argv[1]))
@@ -520,7 +516,5 @@ assert c.retr('f.txt', True) == b'policy\n'
 print('OK')
 "#
         ),
-        server.port(),
     );
-    assert!(out.contains("OK"), "{out}");
 }

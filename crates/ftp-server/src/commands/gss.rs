@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use ftp_auth::AuthError;
 use ftp_proto::command::ProtLevel;
 use ftp_proto::{Reply, ReplyCode, Verb};
 
@@ -285,15 +284,8 @@ impl Session {
             return false;
         }
         let principal = context.client().to_string();
-        let user = match self.shared.auth.authenticate_principal(name, &principal).await {
-            Ok(user) => user,
-            Err(AuthError::Disabled) => {
-                tracing::info!(peer = %self.peer, user = %name, "Kerberos principal of a disabled account");
-                return false;
-            }
-            Err(_) => return false,
-        };
-        tracing::info!(peer = %self.peer, user = %user.name, %principal, "Kerberos principal accepted");
-        self.log_in_by_security_data(user).await
+        let verdict = self.shared.auth.authenticate_principal(name, &principal).await;
+        self.log_in_by_security_data(name, &format!("Kerberos principal {principal}"), verdict)
+            .await
     }
 }

@@ -148,23 +148,31 @@ impl Session {
         if self.shared.bans.is_banned(self.addr_key(), Instant::now()) {
             return false;
         }
-        let user = match self.shared.auth.authenticate_certificate(name, &fingerprint).await {
+        let verdict = self.shared.auth.authenticate_certificate(name, &fingerprint).await;
+        self.log_in_by_security_data(name, "client certificate", verdict).await
+    }
+
+    /// Ends a login that security data may authorize (a client
+    /// certificate, a Kerberos principal, named by `what` in the log), on
+    /// the authenticator's `verdict`: 232, or 332 when the account also
+    /// needs ACCT. False when the data is not this user's, the account is
+    /// disabled or the home is unavailable: USER then goes on to ask for a
+    /// password, telling nothing.
+    pub(super) async fn log_in_by_security_data(
+        &mut self,
+        name: &str,
+        what: &str,
+        verdict: Result<User, AuthError>,
+    ) -> bool {
+        let user = match verdict {
             Ok(user) => user,
             Err(AuthError::Disabled) => {
-                tracing::info!(peer = %self.peer, user = %name, "client certificate of a disabled account");
+                tracing::info!(peer = %self.peer, user = %name, "{what} of a disabled account");
                 return false;
             }
             Err(_) => return false,
         };
-        tracing::info!(peer = %self.peer, user = %user.name, "client certificate accepted");
-        self.log_in_by_security_data(user).await
-    }
-
-    /// Ends a login that security data authorized (a client certificate,
-    /// a Kerberos principal): 232, or 332 when the account also needs
-    /// ACCT. False when the home is unavailable: USER then goes on to ask
-    /// for a password.
-    pub(super) async fn log_in_by_security_data(&mut self, user: User) -> bool {
+        tracing::info!(peer = %self.peer, user = %user.name, "{what} accepted");
         let storage = match self.shared.backend.user_storage(&user.home).await {
             Ok(s) => s,
             Err(e) => {
