@@ -31,6 +31,7 @@ import threading
 import time
 
 HOST = "127.0.0.1"
+GIB = 1 << 30
 MIB = 1 << 20
 KIB = 1 << 10
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -185,6 +186,59 @@ def tree_cpu_seconds_live(root):
             except (OSError, ValueError, IndexError):
                 continue
     return total / 1e9
+
+
+def tree_cpu_seconds(root):
+    """CPU time of the server's process tree in seconds, at clock-tick
+    precision, threads that ended and children the tree reaped included
+    (utime, stime, cutime and cstime of /proc/PID/stat): a download's
+    send thread ends before its 226, and a forking server's session
+    process may end before the sample."""
+    ticks = 0
+    for pid in proc_tree(root):
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                s = f.read()
+            fields = s[s.rfind(b")") + 2:].split()
+            ticks += sum(int(x) for x in fields[11:15])
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Server and client CPU over the timed parts of a workload, for the
+    note's "CPU per unit": on two cores shared by client and server, a
+    throughput row is bounded by their sum, so the figure says how far a
+    row can move and which side holds it. The client is this process
+    (all its threads) and the children it waited for (the FTPS client)."""
+
+    def __init__(self, srv):
+        self.root = srv.proc.pid
+        self.server = self.client = 0.0
+
+    @staticmethod
+    def _client_now():
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
+    def start(self):
+        self.server -= tree_cpu_seconds(self.root)
+        self.client -= self._client_now()
+
+    def stop(self, settle=0.0):
+        """settle: seconds to wait first, when the sessions just ended, so
+        a forking server has reaped their processes into its counts."""
+        if settle:
+            time.sleep(settle)
+        self.server += tree_cpu_seconds(self.root)
+        self.client += self._client_now()
+
+    def per(self, units, unit):
+        """"CPU per GiB: server 0.31 s, client 0.40 s" for units of unit."""
+        if units <= 0:
+            return "CPU: no units"
+        return "CPU per %s: server %.2f s, client %.2f s" % (unit, self.server / units, self.client / units)
 
 
 # Scheduler autogroups, which a run as root turns off and back on after.
@@ -988,24 +1042,29 @@ def w_retr(srv, cfg, ctx):
     size = cfg["big_mib"] * MIB
     buf = bytearray(SOCKBUF)
     rates = []
+    cpu = CpuMeter(srv)
     for _ in range(cfg["retr_runs"]):
         deadline = time.monotonic() + 60 + size / (10 * MIB)
         ctl = Ctl(srv.port)
         try:
             ctl.login(srv.sdef.user, srv.sdef.password)
+            cpu.start()
             t0 = time.monotonic()
             retr_into(ctl, big_name(cfg), size, deadline, buf)
             dt = time.monotonic() - t0
+            cpu.stop()
         finally:
             ctl.quit()
         rates.append(size / MIB / dt)
-    return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
+    return statistics.median(rates), "runs %s; %s" % (
+        ", ".join("%.0f" % r for r in rates), cpu.per(size * len(rates) / GIB, "GiB"))
 
 
 def w_stor(srv, cfg, ctx):
     size = cfg["stor_mib"] * MIB
     block = memoryview(os.urandom(SOCKBUF))
     rates = []
+    cpu = CpuMeter(srv)
     for i in range(cfg["stor_runs"]):
         name = "upload/stor-%s-%d.bin" % (srv.sdef.name, i)
         local = os.path.join(ctx["data"], name)
@@ -1017,6 +1076,7 @@ def w_stor(srv, cfg, ctx):
             addr = ctl.pasv()
             ds = data_socket(addr, 30, rcv=False)
             try:
+                cpu.start()
                 t0 = time.monotonic()
                 ctl.cmd("STOR " + name, (125, 150))
                 left = size
@@ -1031,6 +1091,7 @@ def w_stor(srv, cfg, ctx):
                 ds.close()
             code, line = ctl.resp()
             dt = time.monotonic() - t0
+            cpu.stop()
             if code not in (226, 250):
                 raise BenchError("STOR end: %s" % line[:120])
         finally:
@@ -1043,7 +1104,8 @@ def w_stor(srv, cfg, ctx):
         if got != size:
             raise BenchError("STOR stored %d bytes, expected %d" % (got, size))
         rates.append(size / MIB / dt)
-    return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
+    return statistics.median(rates), "runs %s; %s" % (
+        ", ".join("%.0f" % r for r in rates), cpu.per(size * len(rates) / GIB, "GiB"))
 
 
 def tls_client(ctx):
@@ -1091,9 +1153,12 @@ def w_tlsretr(srv, cfg, ctx):
     ferroftp uses where the kernel has it, and OpenSSL-based peers may)."""
     size = cfg["big_mib"] * MIB
     rates, suite, in_kernel = [], "?", 0
+    cpu = CpuMeter(srv)
     for _ in range(cfg["retr_runs"]):
         before = kernel_tls_sockets()
+        cpu.start()
         rate, suite = run_tls_client(ctx, srv, "retr", big_name(cfg), size, 60 + size / (10 * MIB))
+        cpu.stop(settle=0.3)
         after = kernel_tls_sockets()
         if before is not None and after is not None and after > before:
             in_kernel += 1
@@ -1102,7 +1167,8 @@ def w_tlsretr(srv, cfg, ctx):
         ktls = "no kernel TLS on this machine"
     else:
         ktls = "kernel TLS in %d of %d runs" % (in_kernel, len(rates))
-    return statistics.median(rates), "%s; %s; runs %s" % (suite, ktls, ", ".join("%.0f" % r for r in rates))
+    return statistics.median(rates), "%s; %s; runs %s; %s" % (
+        suite, ktls, ", ".join("%.0f" % r for r in rates), cpu.per(size * len(rates) / GIB, "GiB"))
 
 
 def w_tlsstor(srv, cfg, ctx):
@@ -1110,11 +1176,14 @@ def w_tlsstor(srv, cfg, ctx):
     session; the stored size is checked."""
     size = cfg["stor_mib"] * MIB
     rates = []
+    cpu = CpuMeter(srv)
     for i in range(cfg["stor_runs"]):
         name = "upload/tlsstor-%s-%d.bin" % (srv.sdef.name, i)
         local = os.path.join(ctx["data"], name)
         try:
+            cpu.start()
             rate, _ = run_tls_client(ctx, srv, "stor", name, size, 60 + size / (10 * MIB))
+            cpu.stop(settle=0.3)
             got = os.path.getsize(local) if os.path.exists(local) else -1
         finally:
             try:
@@ -1124,7 +1193,8 @@ def w_tlsstor(srv, cfg, ctx):
         if got != size:
             raise BenchError("FTPS STOR stored %d bytes, expected %d" % (got, size))
         rates.append(rate)
-    return statistics.median(rates), "runs " + ", ".join("%.0f" % r for r in rates)
+    return statistics.median(rates), "runs %s; %s" % (
+        ", ".join("%.0f" % r for r in rates), cpu.per(size * len(rates) / GIB, "GiB"))
 
 
 def garage(ctx):
@@ -1449,6 +1519,7 @@ def w_parallel(srv, cfg, ctx):
     timeout = 60 + nclients * size / (10 * MIB)
     barrier = threading.Barrier(nclients + 1, timeout=60)
     results = [None] * nclients
+    starts = [0.0] * nclients
     ends = [0.0] * nclients
 
     def client(i):
@@ -1458,6 +1529,9 @@ def w_parallel(srv, cfg, ctx):
             ctl.login(srv.sdef.user, srv.sdef.password)
             buf = bytearray(SOCKBUF)
             barrier.wait()
+            # Each client's own start: the first may finish a tiny run
+            # before the main thread is scheduled again after the barrier.
+            starts[i] = time.monotonic()
             retr_into(ctl, par_name(cfg), size, time.monotonic() + timeout, buf)
             ends[i] = time.monotonic()
             results[i] = True
@@ -1476,6 +1550,8 @@ def w_parallel(srv, cfg, ctx):
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(nclients)]
     for t in threads:
         t.start()
+    cpu = CpuMeter(srv)
+    cpu.start()
     try:
         barrier.wait()
     except threading.BrokenBarrierError:
@@ -1485,14 +1561,16 @@ def w_parallel(srv, cfg, ctx):
     for t in threads:
         t.join(max(1.0, timeout - (time.monotonic() - t0)))
     ticks1 = machine_cpu_ticks()
+    cpu.stop(settle=0.5)
     errors = [r for r in results if r is not True]
     if errors:
         first = next((e for e in errors if e and e != "barrier broken"), errors[0])
         raise BenchError("%d of %d clients failed (%s)" % (len(errors), nclients, first))
-    dt = max(ends) - t0
+    dt = max(ends) - min(starts)
     # Says whether the row measured a server or the machine: near 100%
     # every server that sends with sendfile is at the same kernel cost.
-    return nclients * size / MIB / dt, busy_note(ticks0, ticks1)
+    notes = [busy_note(ticks0, ticks1), cpu.per(nclients * size / GIB, "GiB")]
+    return nclients * size / MIB / dt, "; ".join(n for n in notes if n)
 
 
 def w_list(srv, cfg, ctx, directory=None, entries=None):
@@ -1858,6 +1936,8 @@ AVERAGED_NOTES = [
      "CPU per file: server %.0f us, client %.0f us"),
     (re.compile(r"machine CPU busy (\d+)% \(softirq (\d+)%\)"),
      "machine CPU busy %.0f%% (softirq %.0f%%)"),
+    (re.compile(r"CPU per GiB: server (\d+\.\d+) s, client (\d+\.\d+) s"),
+     "CPU per GiB: server %.2f s, client %.2f s"),
 ]
 
 
@@ -1885,7 +1965,7 @@ def merge_runs(cells):
         found = [m for m in (pattern.search(c["note"] or "") for c in cells) if m]
         if found:
             columns = zip(*(m.groups() for m in found))
-            after.append(form % tuple(statistics.mean(int(v) for v in col) for col in columns))
+            after.append(form % tuple(statistics.mean(float(v) for v in col) for col in columns))
     note = "; ".join(before + ["runs " + runs] + after)
     return dict(ok=True, value=value, note=note)
 
