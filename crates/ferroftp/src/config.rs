@@ -237,6 +237,9 @@ pub struct StorageSection {
     /// unchanged before a listing or an RMD removes it; 0 never removes
     /// one (see ftp_storage_fs::FsOptions::abandoned_upload_age).
     pub abandoned_upload_age: u64,
+    /// Local disk: hidden upload files one listing checks at most, at
+    /// least 1 (see ftp_storage_fs::FsOptions::abandoned_upload_checks_per_listing).
+    pub abandoned_upload_checks_per_listing: usize,
     /// Defaults for users whose users-file entry does not set them: bytes
     /// and files under the home, largest file (see ftp_auth::quota).
     pub quota_bytes: Option<ftp_auth::Size>,
@@ -353,6 +356,7 @@ impl Default for StorageSection {
             upload_preallocation: ftp_auth::Size(FsOptions::default().upload_preallocation),
             upload_direct_io_after: None,
             abandoned_upload_age: FsOptions::default().abandoned_upload_age.map_or(0, |age| age.as_secs()),
+            abandoned_upload_checks_per_listing: FsOptions::default().abandoned_upload_checks_per_listing,
             quota_bytes: None,
             quota_files: None,
             max_file_size: None,
@@ -578,6 +582,13 @@ impl FileConfig {
         if self.bans.max_addresses == 0 {
             return Err(ConfigError::Invalid("bans.max_addresses must be at least 1".into()));
         }
+        if self.storage.abandoned_upload_checks_per_listing == 0 {
+            return Err(ConfigError::Invalid(
+                "storage.abandoned_upload_checks_per_listing must be at least 1 \
+                 (abandoned_upload_age = 0 turns the sweep off)"
+                    .into(),
+            ));
+        }
         if self.storage.upload_preallocation.0 > MAX_UPLOAD_PREALLOCATION {
             return Err(ConfigError::Invalid(
                 "storage.upload_preallocation must be at most 1 GiB (0 turns it off)".into(),
@@ -712,6 +723,7 @@ impl FileConfig {
             upload_direct_io_after: self.storage.upload_direct_io_after.map(|size| size.0),
             abandoned_upload_age: (self.storage.abandoned_upload_age > 0)
                 .then(|| Duration::from_secs(self.storage.abandoned_upload_age)),
+            abandoned_upload_checks_per_listing: self.storage.abandoned_upload_checks_per_listing,
             ..FsOptions::default()
         })
     }
@@ -999,6 +1011,10 @@ quota_bytes = -1"
             Some(Duration::from_secs(3600))
         );
         assert!(toml::from_str::<FileConfig>("[storage]\nabandoned_upload_age = -1").is_err());
+        let checks = |text: &str| fs_options_of(text).map(|o| o.abandoned_upload_checks_per_listing);
+        assert_eq!(checks("").unwrap(), 100, "default");
+        assert_eq!(checks("[storage]\nabandoned_upload_checks_per_listing = 5").unwrap(), 5);
+        assert!(checks("[storage]\nabandoned_upload_checks_per_listing = 0").is_err());
     }
 
     #[test]

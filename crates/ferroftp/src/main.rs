@@ -1,4 +1,4 @@
-//! The ferroftp binary: `serve`, `check-config` and `user add`.
+//! The ferroftp binary: `serve`, `check-config`, `user add` and `sweep`.
 //!
 //! Layout: `config` reads and checks the TOML file; `serve` builds the
 //! storage, the users and the server from the file and the flags, and runs
@@ -33,6 +33,26 @@ enum Commands {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Remove the hidden files of uploads a killed server left anywhere
+    /// under the local-disk storage root, in one walk of the tree (a
+    /// listing removes only those of the directory it reads). Safe beside
+    /// running servers: a file still locked by its upload, or changed
+    /// within the age, stays.
+    Sweep(SweepArgs),
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// Configuration file: its `storage.root` and `storage.abandoned_upload_age`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Storage root (default: the file's `storage.root`, else ./ftp-root).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Seconds a hidden upload file must have been unchanged, at least 1
+    /// (default: the file's `storage.abandoned_upload_age`, 600).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    min_age: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -122,6 +142,7 @@ fn main() -> ExitCode {
                     tls,
                 },
         } => user_add(file, name, password, home, permissions, quota, tls),
+        Commands::Sweep(args) => sweep(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,6 +151,47 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn sweep(args: SweepArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let file = match &args.config {
+        Some(path) => config::FileConfig::load(path)?,
+        None => config::FileConfig::default(),
+    };
+    if args.root.is_none() && file.storage.backend != "fs" {
+        return Err(format!(
+            "storage.backend is {:?}: sweep is for local disk (on S3, a lifecycle rule that aborts \
+             incomplete multipart uploads removes what a killed server left)",
+            file.storage.backend
+        )
+        .into());
+    }
+    let root = args.root.unwrap_or_else(|| file.storage.root.clone());
+    let age = match args
+        .min_age
+        .or(Some(file.storage.abandoned_upload_age).filter(|&a| a > 0))
+    {
+        Some(age) => age,
+        None => return Err("storage.abandoned_upload_age = 0 (never remove): give --min-age".into()),
+    };
+    let report = ftp_storage_fs::sweep_tree(&root, std::time::Duration::from_secs(age))
+        .map_err(|e| format!("storage root {}: {e}", root.display()))?;
+    println!(
+        "swept {}: {} directories read, {} abandoned uploads removed ({} bytes), {} hidden upload files kept \
+         (in use, changed within {age} s, or not removable)",
+        root.display(),
+        report.directories,
+        report.removed,
+        report.removed_bytes,
+        report.kept
+    );
+    for (path, error) in &report.first_failures {
+        eprintln!("ferroftp: {}: {error}", path.display());
+    }
+    if report.failures > 0 {
+        return Err(format!("{} directories could not be read", report.failures).into());
+    }
+    Ok(())
 }
 
 fn user_add(

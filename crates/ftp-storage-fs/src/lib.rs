@@ -26,6 +26,8 @@
 //!   gets `Busy`), keyed by parent directory inode and name.
 //! - `list`: directory listings streamed in batches.
 //! - `names`: from [`FtpPath`] to relative paths and final names.
+//! - `abandoned`: telling a dead server's upload files from live ones.
+//! - `sweep`: one walk of a whole tree for them (`ferroftp sweep`).
 //! - `sys`: the unsafe system-call wrappers, each with its SAFETY note.
 
 mod abandoned;
@@ -34,6 +36,7 @@ mod direct_io;
 mod list;
 mod names;
 mod storage;
+mod sweep;
 mod sys;
 mod upload;
 
@@ -48,6 +51,7 @@ use async_trait::async_trait;
 use ftp_storage::{Backend, ErrorKind, FtpPath, Result, Storage, StorageError};
 
 pub use storage::FsStorage;
+pub use sweep::{sweep_tree, SweepReport};
 
 /// How hard a committed upload is pushed to the disk before the server
 /// answers 226 (transfer complete).
@@ -112,9 +116,21 @@ pub struct FsOptions {
     /// directory or an RMD of it meets it (see `abandoned`); `None` never
     /// removes one.
     pub abandoned_upload_age: Option<Duration>,
+    /// How many hidden upload files one listing checks at most (a stat
+    /// each, and for an old one an open, a lock and an unlink); a later
+    /// listing checks the rest. Keeps a listing of a directory full of
+    /// leftovers, or of one on a filesystem that refuses the unlink, quick.
+    /// RMD checks them all.
+    pub abandoned_upload_checks_per_listing: usize,
 }
 
 impl FsOptions {
+    /// What a listing does with the abandoned uploads it meets.
+    pub(crate) fn listing_sweep(&self) -> Option<abandoned::Sweep> {
+        self.abandoned_upload_age
+            .map(|age| abandoned::Sweep::new(age, self.abandoned_upload_checks_per_listing))
+    }
+
     /// The bytes after which a new file's upload writes with O_DIRECT:
     /// `upload_direct_io_after` if set, else 8 MiB when the 226 waits for
     /// the disk and off (0) when it does not.
@@ -150,6 +166,7 @@ impl Default for FsOptions {
             upload_preallocation: 8 << 20,
             upload_direct_io_after: None,
             abandoned_upload_age: Some(Duration::from_secs(600)),
+            abandoned_upload_checks_per_listing: 100,
         }
     }
 }

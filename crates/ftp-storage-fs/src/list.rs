@@ -9,12 +9,12 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use ftp_storage::{DirEntry, DirStream, EntryKind, ErrorKind, Facts, Result, StorageError};
 
-use crate::{abandoned, names, sys};
+use crate::abandoned::Sweep;
+use crate::{names, sys};
 
 /// Entries described per blocking call. Each batch costs two trips to the
 /// blocking pool (the batch and the helper for its back half) and their
@@ -55,21 +55,22 @@ pub(crate) struct DirReader {
     filled: usize,
     consumed: usize,
     eof: bool,
-    /// Abandoned uploads met in the directory are removed when unchanged
-    /// this long ([`FsOptions::abandoned_upload_age`](crate::FsOptions)).
-    sweep_after: Option<Duration>,
+    /// What becomes of the abandoned uploads met in the directory
+    /// ([`FsOptions::abandoned_upload_age`](crate::FsOptions)); `None`:
+    /// they stay.
+    sweep: Option<Sweep>,
 }
 
 impl DirReader {
     /// `dir` must be opened O_RDONLY | O_DIRECTORY.
-    pub(crate) fn new(dir: OwnedFd, sweep_after: Option<Duration>) -> DirReader {
+    pub(crate) fn new(dir: OwnedFd, sweep: Option<Sweep>) -> DirReader {
         DirReader {
             dir: Arc::new(dir),
             buf: vec![0; BUFFER],
             filled: 0,
             consumed: 0,
             eof: false,
-            sweep_after,
+            sweep,
         }
     }
 
@@ -99,15 +100,15 @@ impl DirReader {
             // last record taken ended.
             let rest = &self.buf[self.consumed..self.filled];
             let mut used = 0;
-            for (end, name) in sys::dirents(rest) {
-                used = end;
-                if visible(name) {
-                    out.push(name.to_owned());
+            for entry in sys::dirents(rest) {
+                used = entry.end;
+                if visible(entry.name) {
+                    out.push(entry.name.to_owned());
                     if out.len() == max {
                         break;
                     }
-                } else if let Some(age) = self.sweep_after.filter(|_| names::is_temp_name(name)) {
-                    abandoned::remove_if_abandoned(self.dir.as_fd(), name, age);
+                } else if let Some(sweep) = self.sweep.as_mut().filter(|_| names::is_temp_name(entry.name)) {
+                    sweep.meet(self.dir.as_fd(), entry.name);
                 }
             }
             if used == 0 {

@@ -16,6 +16,7 @@ use ftp_storage::{
 };
 use tokio::io::{AsyncRead, ReadBuf};
 
+use crate::abandoned::Sweep;
 use crate::list::{facts, DirReader, FsDirStream};
 use crate::upload::{create_temp, Aside, FsUpload, InPlace, Placement};
 use crate::{busy, metadata, names, sys, FsOptions};
@@ -344,7 +345,7 @@ impl Storage for FsStorage {
         let reader = self
             .at_path(dir, |inner, rel| {
                 let fd = inner.open(rel, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-                Ok(DirReader::new(fd, inner.options.abandoned_upload_age))
+                Ok(DirReader::new(fd, inner.options.listing_sweep()))
             })
             .await?;
         Ok(Box::new(FsDirStream::new(reader)))
@@ -412,7 +413,8 @@ impl Storage for FsStorage {
         // on the blocking pool, whatever `inline_metadata` says.
         self.at_name_inline(false, path, move |dir, name, _| {
             let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-            let mut reader = DirReader::new(sys::openat(dir, name, flags, 0)?, Some(age));
+            // Every leftover must go for the directory to go.
+            let mut reader = DirReader::new(sys::openat(dir, name, flags, 0)?, Some(Sweep::new(age, usize::MAX)));
             if reader.next_names(1)?.is_empty() {
                 sys::unlinkat(dir, name, true)
             } else {

@@ -358,22 +358,32 @@ pub fn getdents64(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     })
 }
 
-/// The names in a buffer filled by [`getdents64`], each with the offset
-/// where the next record starts (to resume mid-buffer). Each record is a
+/// One record of a buffer filled by [`getdents64`].
+pub struct Dirent<'a> {
+    /// Where the next record starts (to resume mid-buffer).
+    pub end: usize,
+    pub name: &'a CStr,
+    /// d_type: `libc::DT_DIR`, `DT_REG`, ... or `DT_UNKNOWN` where the
+    /// filesystem does not say (then lstat tells).
+    pub kind: u8,
+}
+
+/// The records in a buffer filled by [`getdents64`]. Each is a
 /// `struct linux_dirent64`: d_ino (u64), d_off (i64), d_reclen (u16),
 /// d_type (u8), then the NUL-terminated name, padded to d_reclen. Parsed
 /// with bounds checks, so a malformed buffer ends the iteration instead of
 /// reading out of bounds.
-pub fn dirents(buf: &[u8]) -> impl Iterator<Item = (usize, &CStr)> {
+pub fn dirents(buf: &[u8]) -> impl Iterator<Item = Dirent<'_>> {
     const NAME_OFFSET: usize = 19;
     let mut pos = 0;
     std::iter::from_fn(move || {
         let header = buf.get(pos..pos + NAME_OFFSET)?;
         let reclen = usize::from(u16::from_ne_bytes([header[16], header[17]]));
+        let kind = header[18];
         let record = buf.get(pos..pos + reclen).filter(|_| reclen > NAME_OFFSET)?;
         pos += reclen;
         let name = CStr::from_bytes_until_nul(&record[NAME_OFFSET..]).ok()?;
-        Some((pos, name))
+        Some(Dirent { end: pos, name, kind })
     })
 }
 
@@ -442,16 +452,20 @@ mod tests {
     #[test]
     fn dirents_parse_and_stop_on_garbage() {
         let mut buf = Vec::new();
-        for name in [&b"a"[..], b"longer-name"] {
+        for (name, kind) in [(&b"a"[..], libc::DT_REG), (b"longer-name", libc::DT_DIR)] {
             let reclen = (19 + name.len() + 1).next_multiple_of(8);
             let start = buf.len();
             buf.resize(start + reclen, 0);
             buf[start + 16..start + 18].copy_from_slice(&(reclen as u16).to_ne_bytes());
+            buf[start + 18] = kind;
             buf[start + 19..start + 19 + name.len()].copy_from_slice(name);
         }
-        let names: Vec<_> = dirents(&buf).map(|(_, n)| n.to_bytes().to_vec()).collect();
-        assert_eq!(names, vec![b"a".to_vec(), b"longer-name".to_vec()]);
-        assert_eq!(dirents(&buf).last().map(|(end, _)| end), Some(buf.len()));
+        let names: Vec<_> = dirents(&buf).map(|d| (d.name.to_bytes().to_vec(), d.kind)).collect();
+        assert_eq!(
+            names,
+            vec![(b"a".to_vec(), libc::DT_REG), (b"longer-name".to_vec(), libc::DT_DIR)]
+        );
+        assert_eq!(dirents(&buf).last().map(|d| d.end), Some(buf.len()));
         // A record claiming to be longer than the buffer ends the walk.
         buf[16..18].copy_from_slice(&1000u16.to_ne_bytes());
         assert_eq!(dirents(&buf).count(), 0);

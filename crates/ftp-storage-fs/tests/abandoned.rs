@@ -132,3 +132,58 @@ async fn with_no_age_nothing_is_swept() {
 fn the_default_age_is_ten_minutes() {
     assert_eq!(FsOptions::default().abandoned_upload_age, Some(AGE));
 }
+
+#[tokio::test]
+async fn a_listing_checks_a_bounded_number_and_the_next_listing_goes_on() {
+    let options = FsOptions {
+        abandoned_upload_checks_per_listing: 2,
+        ..with_age(Some(AGE))
+    };
+    let t = Tree::with_options(options).await;
+    let home = t.home();
+    std::fs::write(home.join("kept.txt"), b"a file").unwrap();
+    for i in 0..5 {
+        leftover(&home, &format!("00000000000000d{i}"), AGE * 2);
+    }
+    let hidden = |t: &Tree| t.on_disk("").into_iter().filter(|n| n.starts_with(TEMP_PREFIX)).count();
+    for left in [3, 1, 0] {
+        assert_eq!(names(&*t.storage, "/").await.unwrap(), ["kept.txt"]);
+        assert_eq!(hidden(&t), left, "two checks per listing");
+    }
+    // RMD is not bounded: a directory whose every name is a leftover goes.
+    std::fs::create_dir(home.join("d")).unwrap();
+    for i in 0..5 {
+        leftover(&home.join("d"), &format!("00000000000000e{i}"), AGE * 2);
+    }
+    t.storage.rmdir(&path("/d")).await.expect("all five checked");
+    assert!(!home.join("d").exists());
+}
+
+#[test]
+fn a_tree_sweep_removes_leftovers_in_every_directory_and_nothing_else() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::create_dir_all(r.join("a/b/c")).unwrap();
+    std::fs::create_dir_all(r.join("z")).unwrap();
+    std::fs::write(r.join("a/b/file.txt"), b"stays").unwrap();
+    let deep = leftover(&r.join("a/b/c"), "00000000000000f1", AGE * 2);
+    let top = leftover(r, "00000000000000f2", AGE * 2);
+    let fresh = leftover(&r.join("a"), "00000000000000f3", Duration::from_secs(30));
+    let held = leftover(&r.join("z"), "00000000000000f4", AGE * 2);
+    let _lock = locked_elsewhere(&r.join("z").join(&held));
+    // A symlink to a directory outside is not followed: its leftover stays.
+    let outside = tempfile::tempdir().unwrap();
+    let beyond = leftover(outside.path(), "00000000000000f5", AGE * 2);
+    std::os::unix::fs::symlink(outside.path(), r.join("a/out")).unwrap();
+
+    let report = ftp_storage_fs::sweep_tree(r, AGE).unwrap();
+    assert_eq!(report.directories, 5, "the root, a, a/b, a/b/c and z: {report:?}");
+    assert_eq!((report.removed, report.removed_bytes), (2, 20_000), "{report:?}");
+    assert_eq!(report.kept, 2, "the fresh and the held one: {report:?}");
+    assert_eq!(report.failures, 0);
+    assert!(!r.join("a/b/c").join(deep).exists() && !r.join(top).exists());
+    assert!(r.join("a").join(fresh).exists() && r.join("z").join(held).exists());
+    assert!(outside.path().join(beyond).exists());
+    assert_eq!(std::fs::read(r.join("a/b/file.txt")).unwrap(), b"stays");
+    assert!(ftp_storage_fs::sweep_tree(&r.join("missing"), AGE).is_err());
+}

@@ -320,3 +320,82 @@ fn uploads_left_by_a_killed_server_are_swept_and_rmd_succeeds() {
     assert!(got.len() == 200_000 && got[..100_000].iter().all(|&b| b == 3) && got[100_000..].iter().all(|&b| b == 4));
     assert_eq!(names_in(&listed), ["live"]);
 }
+
+/// `ferroftp sweep` removes what a killed server left in a directory no
+/// client lists again, beside a running server: the upload in progress in
+/// the same directory, its file backdated as well, keeps its file and
+/// completes; a leftover still younger than the age stays until a later
+/// sweep. The command refuses an S3 configuration and a zero age.
+#[test]
+fn ferroftp_sweep_removes_leftovers_no_listing_meets_beside_a_running_server() {
+    let mut server = TestServer::start_with_config("[storage]\nabandoned_upload_age = 60\n", &[]);
+    let mut c = server.login();
+    c.expect("MKD deep", 257);
+    c.expect("MKD deep/er", 257);
+    c.expect("TYPE I", 200);
+    let mut up = Trickle::start(&mut c, "STOR deep/er/lost");
+    up.send(&[1; 150_000]);
+    let dir = server.path("deep/er");
+    let left = temps_holding(&dir, &[150_000]);
+    server.crash_and_restart();
+    drop((up, c));
+
+    let mut live_client = server.login();
+    live_client.expect("TYPE I", 200);
+    let mut live = Trickle::start(&mut live_client, "STOR deep/er/live");
+    live.send(&[2; 50_000]);
+    let both = temps_holding(&dir, &[150_000, 50_000]);
+    for name in &both {
+        backdate(&dir.join(name), Duration::from_secs(30));
+    }
+    let sweep = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ferroftp"))
+            .arg("sweep")
+            .arg("--root")
+            .arg(&server.root)
+            .args(extra)
+            .output()
+            .expect("run ferroftp sweep")
+    };
+    let out = sweep(&["--min-age", "60"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(names_in(&dir).len(), 2, "30 s old: both stay");
+
+    for name in &both {
+        backdate(&dir.join(name), Duration::from_secs(3600));
+    }
+    let out = sweep(&["--min-age", "60"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        said.contains("1 abandoned uploads removed (150000 bytes), 1 hidden upload files kept"),
+        "{said}"
+    );
+    let after = names_in(&dir);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(!after.contains(&left[0]), "the killed server's file is gone: {after:?}");
+
+    live.send(&[3; 50_000]);
+    assert_eq!(live.finish(&mut live_client).code, 226);
+    assert_eq!(server.read("deep/er/live").len(), 100_000);
+    assert_eq!(names_in(&dir), ["live"]);
+
+    let refused = sweep(&["--min-age", "0"]);
+    assert!(!refused.status.success());
+    let config = server.root.join("s3.toml");
+    std::fs::write(
+        &config,
+        "[storage]\nbackend = \"s3\"\n[s3]\nendpoint = \"http://127.0.0.1:9\"\nbucket = \"b\"\nregion = \"r\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferroftp"))
+        .args(["sweep", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sweep is for local disk"),
+        "{out:?}"
+    );
+}
