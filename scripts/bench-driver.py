@@ -1362,6 +1362,8 @@ def w_small(srv, cfg, ctx):
     n = cfg["small_files"]
     warm_login(srv)
     rates = []
+    # As in smallraw, each side's CPU per file; the session's login is in.
+    server_cpu = client_cpu = 0.0
     for _ in range(cfg["small_runs"]):
         c = pycurl.Curl()
         got = [0]
@@ -1374,12 +1376,18 @@ def w_small(srv, cfg, ctx):
         c.setopt(pycurl.TIMEOUT, 30)
         try:
             connects = 0
+            server_cpu -= tree_cpu_seconds_live(srv.proc.pid)
+            client_cpu -= time.process_time()
             t0 = time.monotonic()
             for i in range(n):
                 c.setopt(pycurl.URL, "ftp://%s:%d/%s/%s" % (HOST, srv.port, small_dir(cfg), small_name(i)))
                 c.perform()
                 connects += c.getinfo(pycurl.NUM_CONNECTS)
             dt = time.monotonic() - t0
+            # Before the handle closes: a forking server's session process
+            # ends with the control connection.
+            server_cpu += tree_cpu_seconds_live(srv.proc.pid)
+            client_cpu += time.process_time()
         except pycurl.error as e:
             raise BenchError("libcurl: %s" % (e,))
         finally:
@@ -1394,7 +1402,9 @@ def w_small(srv, cfg, ctx):
                              "connection and a data connection per file" % (connects, n))
         rates.append(n / dt)
     version = pycurl.version.split()[1] if " " in pycurl.version else pycurl.version
-    return statistics.median(rates), "%s; runs %s" % (version, ", ".join("%.0f" % r for r in rates))
+    files = n * cfg["small_runs"]
+    return statistics.median(rates), "%s; runs %s; CPU per file: server %.0f us, client %.0f us" % (
+        version, ", ".join("%.0f" % r for r in rates), server_cpu / files * 1e6, client_cpu / files * 1e6)
 
 
 def w_smallcli(srv, cfg, ctx):
