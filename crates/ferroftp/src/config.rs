@@ -212,7 +212,7 @@ impl Default for TimeoutsSection {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageSection {
     /// "fs" (local disk under `root`) or "s3" (the `[s3]` section; `root`
@@ -249,7 +249,7 @@ pub struct StorageSection {
 
 /// The S3-compatible store of `storage.backend = "s3"`. Credentials left
 /// out come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Section {
     /// The S3 API's URL; unset: AWS S3 itself.
@@ -644,6 +644,55 @@ impl FileConfig {
                     .map_err(|e| ConfigError::Invalid(format!("server.trusted_proxies: {e}")))
             })
             .collect()
+    }
+
+    /// The settings of `new` that differ from `self` and take effect only
+    /// at a restart: the start built something from them (the storage,
+    /// the runtime's threads, where the accounts come from, the certificate
+    /// provider, the Kerberos credentials). The server configuration's own
+    /// ones (listeners, transfer threads) are named by
+    /// `ftp_server::ConfigReloader::apply`.
+    pub fn restart_only_changes(&self, new: &FileConfig) -> Vec<&'static str> {
+        let (a, b) = (self, new);
+        [
+            ("storage", a.storage != b.storage),
+            ("s3", a.s3 != b.s3),
+            (
+                "server.blocking_threads",
+                a.server.blocking_threads != b.server.blocking_threads,
+            ),
+            (
+                "server.cpu_scheduling",
+                a.server.cpu_scheduling != b.server.cpu_scheduling,
+            ),
+            (
+                "server.memory_trim_interval",
+                a.server.memory_trim_interval != b.server.memory_trim_interval,
+            ),
+            ("auth.users_file", a.auth.users_file != b.auth.users_file),
+            ("auth.anonymous", a.auth.anonymous != b.auth.anonymous),
+            ("auth.anonymous_home", a.auth.anonymous_home != b.auth.anonymous_home),
+            (
+                "auth.credential_cache_size",
+                a.auth.credential_cache_size != b.auth.credential_cache_size,
+            ),
+            (
+                "auth.max_concurrent_hashes",
+                a.auth.max_concurrent_hashes != b.auth.max_concurrent_hashes,
+            ),
+            ("tls.cert", a.tls.cert != b.tls.cert),
+            ("tls.key", a.tls.key != b.tls.key),
+            ("tls.self_signed", a.tls.self_signed != b.tls.self_signed),
+            (
+                "tls.client_certificates",
+                a.tls.client_certificates != b.tls.client_certificates,
+            ),
+            ("gssapi.keytab", a.gssapi.keytab != b.gssapi.keytab),
+            ("gssapi.library", a.gssapi.library != b.gssapi.library),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
     }
 
     pub fn server_config(&self) -> Result<ServerConfig, ConfigError> {

@@ -11,7 +11,7 @@ use clap::Args;
 use ftp_auth::UserDb;
 use ftp_proto::FtpPath;
 use ftp_server::tls::{CertSource, TlsProvider};
-use ftp_server::{Server, TlsConfig};
+use ftp_server::{ConfigReloader, Server, ServerConfig, TlsConfig};
 use ftp_storage_fs::FsBackend;
 
 use crate::config::{parse_port_range, CpuScheduling, FileConfig};
@@ -124,19 +124,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    let mut config = file.server_config()?;
-    if !args.listen.is_empty() {
-        config.listen = args.listen.clone();
-    }
-    if let Some(p) = &args.passive_ports {
-        config.passive_ports = Some(parse_port_range(p)?);
-    }
-    if let Some(n) = args.max_sessions {
-        config.max_sessions = n.max(1);
-    }
-    if let Some(s) = args.idle_timeout {
-        config.idle_timeout = Duration::from_secs(s);
-    }
+    let mut config = server_config(&args, &file)?;
     config.tls = tls_config(&args, &file)?;
     config.gssapi = gss_config(&args, &file)?;
 
@@ -169,15 +157,23 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .max_blocking_threads(file.server.blocking_threads)
         .build()?;
     runtime.block_on(async move {
-        // Always: SIGHUP's default action would end the server.
-        tokio::spawn(reload_on_sighup(
-            tls.as_ref().map(|t| Arc::clone(&t.provider)),
-            reloadable,
-        ));
         if let Some(every) = memory_trim_interval {
             tokio::spawn(return_freed_memory(every));
         }
         let server = Server::bind(config, backend, auth).await?;
+        // Always (SIGHUP stays ignored until here): its default action
+        // would end the server.
+        let reload = Reload {
+            provider: tls.as_ref().map(|t| Arc::clone(&t.provider)),
+            accounts: reloadable,
+            config: args.config.clone().map(|path| ConfigSource {
+                path,
+                started: file,
+                reloader: server.reloader(),
+                args,
+            }),
+        };
+        tokio::spawn(reload_on_sighup(reload));
         let mut out = std::io::stdout().lock();
         for addr in server.local_addrs() {
             writeln!(out, "ferroftp: listening on ftp://{addr} ({storage_name})")?;
@@ -235,10 +231,43 @@ fn storage_backend(
     Ok((backend, format!("storage root {}", root.display())))
 }
 
+/// The server configuration from the file and the flags (flags win),
+/// without TLS and Kerberos: those hold what the start made (a certificate
+/// provider, Kerberos credentials), added by `tls_config` and `gss_config`
+/// at start and kept by a reload (`reloaded_tls`, `reloaded_gss`).
+fn server_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig, Box<dyn std::error::Error>> {
+    let mut config = file.server_config()?;
+    if !args.listen.is_empty() {
+        config.listen = args.listen.clone();
+    }
+    if let Some(p) = &args.passive_ports {
+        config.passive_ports = Some(parse_port_range(p)?);
+    }
+    if let Some(n) = args.max_sessions {
+        config.max_sessions = n.max(1);
+    }
+    if let Some(s) = args.idle_timeout {
+        config.idle_timeout = Duration::from_secs(s);
+    }
+    Ok(config)
+}
+
 /// FTPS from the flags, else the file; the embedded default offers
 /// explicit FTPS with a self-signed certificate.
 fn tls_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TlsConfig>, Box<dyn std::error::Error>> {
-    let source = match (&args.tls_cert, &args.tls_key, &file.tls.cert, &file.tls.key) {
+    let Some(source) = cert_source(args, file) else {
+        if !args.implicit_tls_listen.is_empty() {
+            return Err("--implicit-tls-listen needs a certificate: --tls-cert/--tls-key or --tls-self-signed".into());
+        }
+        return Ok(None);
+    };
+    let provider = Arc::new(TlsProvider::new(source, file.tls.client_certificates)?);
+    Ok(Some(tls_settings(args, file, provider)))
+}
+
+/// Where the certificate comes from, if FTPS is on.
+fn cert_source(args: &ServeArgs, file: &FileConfig) -> Option<CertSource> {
+    match (&args.tls_cert, &args.tls_key, &file.tls.cert, &file.tls.key) {
         (Some(cert), Some(key), _, _) | (None, None, Some(cert), Some(key)) => Some(CertSource::Files {
             cert: cert.clone(),
             key: key.clone(),
@@ -247,13 +276,10 @@ fn tls_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TlsConfig>, 
             names: vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()],
         }),
         _ => None,
-    };
-    let Some(source) = source else {
-        if !args.implicit_tls_listen.is_empty() {
-            return Err("--implicit-tls-listen needs a certificate: --tls-cert/--tls-key or --tls-self-signed".into());
-        }
-        return Ok(None);
-    };
+    }
+}
+
+fn tls_settings(args: &ServeArgs, file: &FileConfig, provider: Arc<TlsProvider>) -> TlsConfig {
     let mut policy = file.tls.policy();
     if args.no_tls_session_reuse {
         policy.require_session_reuse = false;
@@ -262,12 +288,56 @@ fn tls_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TlsConfig>, 
     if !args.implicit_tls_listen.is_empty() {
         implicit_listen = args.implicit_tls_listen.clone();
     }
-    Ok(Some(TlsConfig {
-        provider: Arc::new(TlsProvider::new(source, file.tls.client_certificates)?),
+    TlsConfig {
+        provider,
         policy,
         implicit_listen,
         kernel_offload: file.tls.kernel_offload,
-    }))
+    }
+}
+
+/// A reloaded file's TLS settings around the running certificate provider
+/// (which re-reads its own files on SIGHUP). `None` when either side has
+/// no FTPS: turning it on or off needs a restart (`ConfigReloader::apply`
+/// keeps the running setting; `restart` is told when it is off now).
+fn reloaded_tls(
+    args: &ServeArgs,
+    file: &FileConfig,
+    running: Option<&TlsConfig>,
+    restart: &mut Vec<&'static str>,
+) -> Option<TlsConfig> {
+    let wanted = cert_source(args, file).is_some();
+    match running {
+        Some(running) if wanted => Some(tls_settings(args, file, Arc::clone(&running.provider))),
+        None if wanted => {
+            restart.push("tls (FTPS on)");
+            None
+        }
+        _ => None,
+    }
+}
+
+/// As `reloaded_tls`, for Kerberos: the running credentials, the file's
+/// rules.
+fn reloaded_gss(
+    args: &ServeArgs,
+    file: &FileConfig,
+    running: Option<&ftp_server::GssConfig>,
+    restart: &mut Vec<&'static str>,
+) -> Option<ftp_server::GssConfig> {
+    let wanted = args.gssapi_keytab.is_some() || file.gssapi.keytab.is_some();
+    match running {
+        Some(running) if wanted => Some(ftp_server::GssConfig {
+            acceptor: Arc::clone(&running.acceptor),
+            require_protected_commands: file.gssapi.require_protected_commands,
+            max_buffer_size: file.gssapi.max_buffer_size,
+        }),
+        None if wanted => {
+            restart.push("gssapi (Kerberos on)");
+            None
+        }
+        _ => None,
+    }
 }
 
 /// Where the accounts come from, at start and at each SIGHUP: the users
@@ -361,20 +431,73 @@ impl AccountSources {
 
 /// SIGHUP re-reads the certificate files and the users file without a
 /// restart. A file that fails to load leaves what was there.
-async fn reload_on_sighup(
+/// What a SIGHUP re-reads.
+struct Reload {
     provider: Option<Arc<TlsProvider>>,
     accounts: Option<(Arc<ftp_auth::ReloadableUsers>, Arc<AccountSources>)>,
-) {
+    config: Option<ConfigSource>,
+}
+
+/// The configuration file, as the server started with it, and the flags
+/// that override it.
+struct ConfigSource {
+    path: PathBuf,
+    started: FileConfig,
+    args: ServeArgs,
+    reloader: ConfigReloader,
+}
+
+impl ConfigSource {
+    /// Reads the file again and puts it in force for new sessions; a file
+    /// that does not load or check changes nothing.
+    fn reload(&self) {
+        let file = match FileConfig::load(&self.path) {
+            Ok(file) => file,
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; keeping the running one");
+                return;
+            }
+        };
+        let mut new = match server_config(&self.args, &file) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; keeping the running one");
+                return;
+            }
+        };
+        let running = self.reloader.current();
+        // Always against the file the server started with: until a
+        // restart, every reload says again what waits for it.
+        let mut restart = self.started.restart_only_changes(&file);
+        new.tls = reloaded_tls(&self.args, &file, running.tls.as_ref(), &mut restart);
+        new.gssapi = reloaded_gss(&self.args, &file, running.gssapi.as_ref(), &mut restart);
+        restart.extend(self.reloader.apply(new));
+        tracing::info!(file = %self.path.display(), "configuration reloaded for new sessions");
+        if !restart.is_empty() {
+            tracing::warn!(settings = ?restart, "changed settings that take effect only at a restart were kept");
+        }
+    }
+}
+
+async fn reload_on_sighup(reload: Reload) {
+    let Reload {
+        provider,
+        accounts,
+        config,
+    } = reload;
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(hup) => hup,
         Err(e) => {
-            tracing::error!(error = %e, "no SIGHUP handler: certificates and users are not reloaded");
+            tracing::error!(error = %e, "no SIGHUP handler: nothing is reloaded");
             return;
         }
     };
     while hup.recv().await.is_some() {
-        if provider.is_none() && accounts.is_none() {
-            tracing::info!("SIGHUP: no certificate files or users file to re-read");
+        if provider.is_none() && accounts.is_none() && config.is_none() {
+            tracing::info!("SIGHUP: no configuration file, certificate files or users file to re-read");
+        }
+        if let Some(config) = &config {
+            config.reload();
         }
         if let Some(provider) = &provider {
             match provider.reload() {

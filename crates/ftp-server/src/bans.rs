@@ -14,7 +14,7 @@
 //! (one not banned, if any).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::config::BanConfig;
@@ -49,23 +49,34 @@ pub(crate) struct Verdict {
 }
 
 pub(crate) struct BanTable {
-    config: BanConfig,
+    /// The rules for failures from now on (a reload replaces them; bans
+    /// already given keep their end).
+    config: RwLock<BanConfig>,
     scores: Mutex<HashMap<AddrKey, Score>>,
 }
 
 impl BanTable {
     pub fn new(config: BanConfig) -> BanTable {
         BanTable {
-            config,
+            config: RwLock::new(config),
             scores: Mutex::new(HashMap::new()),
         }
     }
 
+    pub fn set_config(&self, config: BanConfig) {
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
+    }
+
+    fn config(&self) -> BanConfig {
+        self.config.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// How often the periodic purge runs.
     pub fn purge_interval(&self) -> Duration {
-        self.config
+        let config = self.config();
+        config
             .window
-            .min(self.config.ban_time)
+            .min(config.ban_time)
             .clamp(Duration::from_secs(1), Duration::from_secs(60))
     }
 
@@ -76,7 +87,7 @@ impl BanTable {
 
     /// Counts a failed login from `key`.
     pub fn record_failure(&self, key: AddrKey, now: Instant) -> Verdict {
-        let cfg = &self.config;
+        let cfg = &self.config();
         if cfg.max_failures == 0 && cfg.failure_delay.is_zero() {
             return Verdict {
                 delay: Duration::ZERO,
@@ -117,7 +128,7 @@ impl BanTable {
     /// Drops every entry whose window and ban are over.
     pub fn purge(&self, now: Instant) {
         let mut scores = self.scores.lock().unwrap_or_else(PoisonError::into_inner);
-        purge(&mut scores, now, self.config.window);
+        purge(&mut scores, now, self.config().window);
     }
 
     #[cfg(test)]

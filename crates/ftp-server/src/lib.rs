@@ -43,6 +43,7 @@ pub mod gssapi;
 mod ktls;
 mod limits;
 pub mod listener;
+mod live_config;
 mod net;
 mod proxy;
 mod quota;
@@ -59,3 +60,4 @@ pub use config::{
     BanConfig, FailedLoginReply, GssConfig, IpNet, ProxyProtocolConfig, ServerConfig, TlsConfig, VirtualHost,
 };
 pub use listener::Server;
+pub use live_config::ConfigReloader;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The unit the per-address limit and the ban table count by.
@@ -37,35 +38,40 @@ impl std::fmt::Display for AddrKey {
 
 type Counts<K> = Arc<Mutex<HashMap<K, usize>>>;
 
-/// How many sessions each key holds, up to `max` each (0: no limit, and
-/// nothing is counted). Keys at zero are removed, so memory follows the
-/// number of live sessions.
+/// How many sessions each key holds, up to `max` each (0: no limit).
+/// Counted even without a limit, so a reload that sets one
+/// (`set_limit`) finds the sessions already open. Keys at zero are
+/// removed, so memory follows the number of live sessions.
 pub(crate) struct SessionCounts<K: Hash + Eq + Clone> {
-    max: usize,
+    max: AtomicUsize,
     counts: Counts<K>,
 }
 
 impl<K: Hash + Eq + Clone> SessionCounts<K> {
     pub fn new(max: usize) -> Self {
         SessionCounts {
-            max,
+            max: AtomicUsize::new(max),
             counts: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
+    /// The limit for places taken from now on; places held stay.
+    pub fn set_limit(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
+    }
+
     /// Takes a place for `key`, or `None` when it already holds `max`.
     pub fn try_acquire(&self, key: &K) -> Option<CountGuard<K>> {
-        if self.max == 0 {
-            return Some(CountGuard { held: None });
-        }
+        let max = self.max.load(Ordering::Relaxed);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let n = counts.entry(key.clone()).or_insert(0);
-        if *n >= self.max {
+        if max != 0 && *n >= max {
             return None;
         }
         *n += 1;
         Some(CountGuard {
-            held: Some((key.clone(), Arc::clone(&self.counts))),
+            key: key.clone(),
+            counts: Arc::clone(&self.counts),
         })
     }
 
@@ -83,17 +89,17 @@ impl<K: Hash + Eq + Clone> SessionCounts<K> {
 
 /// One place in a [`SessionCounts`], given back on drop.
 pub(crate) struct CountGuard<K: Hash + Eq> {
-    held: Option<(K, Counts<K>)>,
+    key: K,
+    counts: Counts<K>,
 }
 
 impl<K: Hash + Eq> Drop for CountGuard<K> {
     fn drop(&mut self) {
-        let Some((key, counts)) = self.held.take() else { return };
-        let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = counts.get_mut(&key) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = counts.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                counts.remove(&key);
+                counts.remove(&self.key);
             }
         }
     }
@@ -131,10 +137,16 @@ mod tests {
     }
 
     #[test]
-    fn zero_means_no_limit_and_no_bookkeeping() {
+    fn zero_means_no_limit_and_a_limit_set_later_counts_the_places_held() {
         let counts = SessionCounts::new(0);
-        let guards: Vec<_> = (0..100).map(|_| counts.try_acquire(&1u8).unwrap()).collect();
+        let mut guards: Vec<_> = (0..100).map(|_| counts.try_acquire(&1u8).unwrap()).collect();
+        assert_eq!(counts.count(&1), 100);
+        counts.set_limit(99);
+        assert!(counts.try_acquire(&1).is_none(), "100 held, 99 allowed");
+        guards.truncate(98);
+        let one_more = counts.try_acquire(&1).expect("98 held now");
+        assert!(counts.try_acquire(&1).is_none());
+        drop((guards, one_more));
         assert_eq!(counts.keys(), 0);
-        drop(guards);
     }
 }

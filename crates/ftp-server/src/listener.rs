@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use crate::bans::BanTable;
 use crate::config::ServerConfig;
 use crate::limits::{AddrKey, CountGuard, SessionCounts};
+use crate::live_config::{ConfigReloader, LiveConfig, SessionSlots};
 use crate::net;
 use crate::proxy::{self, Proxied};
 use crate::session::{Session, Shared};
@@ -69,6 +70,7 @@ impl Server {
         Ok(Server {
             listeners,
             shared: Arc::new(Shared {
+                slots: SessionSlots::new(config.max_sessions),
                 per_address: SessionCounts::new(config.max_sessions_per_address),
                 per_user: SessionCounts::new(config.max_sessions_per_user),
                 bans: BanTable::new(config.bans.clone()),
@@ -76,7 +78,7 @@ impl Server {
                 send_threads: crate::send_thread::SendThreads::new(config.send_threads),
                 receive_threads: crate::receive_thread::ReceiveThreads::new(config.receive_threads),
                 sendfile_downloads: crate::cork::SendfileDownloads::new(),
-                config,
+                config: LiveConfig::new(config),
                 backend,
                 auth,
                 shutting_down,
@@ -85,6 +87,14 @@ impl Server {
             shutdown,
             storage_ready,
         })
+    }
+
+    /// Puts a new configuration in force for new sessions (SIGHUP; see
+    /// `live_config`), before or while the server runs.
+    pub fn reloader(&self) -> ConfigReloader {
+        ConfigReloader {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// The explicit (plain, AUTH TLS) listeners' addresses.
@@ -110,13 +120,7 @@ impl Server {
     /// get 421, and the server returns when the sessions have ended or the
     /// grace period is over.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let max = self
-            .shared
-            .config
-            .max_sessions
-            .min(Semaphore::MAX_PERMITS)
-            .min(u32::MAX as usize);
-        let slots = Arc::new(Semaphore::new(max));
+        let slots = Arc::clone(self.shared.slots.permits());
         let waiting = Arc::new(AtomicUsize::new(0));
         let mut accepts = JoinSet::new();
         let backend = Arc::clone(&self.shared.backend);
@@ -145,8 +149,11 @@ impl Server {
         accepts.spawn(purge_bans(Arc::clone(&self.shared)));
         shutdown.await;
         let _ = self.shutdown.send(true);
-        let all_ended = slots.acquire_many(max as u32);
-        if tokio::time::timeout(self.shared.config.shutdown_grace, all_ended)
+        // The semaphore is fair: a reload's pending decrease (see
+        // `SessionSlots::resize`) is served first, so its size now is the
+        // count with every session ended.
+        let all_ended = slots.acquire_many(self.shared.slots.size() as u32);
+        if tokio::time::timeout(self.shared.config.current().shutdown_grace, all_ended)
             .await
             .is_err()
         {
@@ -200,7 +207,7 @@ async fn accept_loop(
             implicit_tls,
             proxied: None,
         };
-        match &shared.config.proxy_protocol {
+        match &shared.config.current().proxy_protocol {
             None => admit(&shared, &slots, &waiting, incoming),
             Some(pp) if !pp.trusts(peer.ip()) => {
                 // With the PROXY protocol on, a client reaching the port
@@ -239,7 +246,8 @@ struct Incoming {
 /// Reads the PROXY header of a connection from a trusted proxy, then
 /// checks the client it names like any other.
 async fn admit_proxied(shared: Arc<Shared>, slots: Arc<Semaphore>, waiting: Arc<AtomicUsize>, mut incoming: Incoming) {
-    let Some(pp) = &shared.config.proxy_protocol else {
+    let config = shared.config.current();
+    let Some(pp) = &config.proxy_protocol else {
         return;
     };
     match proxy::read_header(&mut incoming.stream, incoming.peer, pp).await {
@@ -283,7 +291,7 @@ fn admit(shared: &Arc<Shared>, slots: &Arc<Semaphore>, waiting: &Arc<AtomicUsize
         address_place,
     };
     if !*shared.storage_ready.borrow() {
-        if !enter_queue(waiting, shared.config.max_sessions) {
+        if !enter_queue(waiting, shared.slots.size()) {
             tokio::spawn(refuse(accepted.incoming.stream, "Too many users, server is full"));
             return;
         }
@@ -304,7 +312,7 @@ fn start_or_queue(shared: &Arc<Shared>, slots: &Arc<Semaphore>, waiting: &Arc<At
         Ok(permit) => {
             tokio::spawn(run_session(Arc::clone(shared), accepted, permit));
         }
-        Err(_) if shared.config.queue_when_full && enter_queue(waiting, shared.config.max_sessions) => {
+        Err(_) if shared.config.current().queue_when_full && enter_queue(waiting, shared.slots.size()) => {
             tokio::spawn(wait_in_queue(
                 Arc::clone(shared),
                 Arc::clone(slots),
@@ -374,7 +382,7 @@ async fn queued(
     slots: &Arc<Semaphore>,
     accepted: &mut Incoming,
 ) -> Option<Result<OwnedSemaphorePermit, ()>> {
-    let wait = shared.config.max_queue_wait;
+    let wait = shared.config.current().max_queue_wait;
     if !tell_to_wait(accepted, wait, "").await {
         return None;
     }
@@ -414,7 +422,7 @@ async fn wait_for_storage(
     waiting: Arc<AtomicUsize>,
     mut accepted: Accepted,
 ) {
-    let wait = shared.config.max_queue_wait;
+    let wait = shared.config.current().max_queue_wait;
     let ready = if tell_to_wait(&mut accepted.incoming, wait, " (the storage is starting)").await {
         let mut ready = shared.storage_ready.clone();
         let mut shutting_down = shared.shutting_down.clone();

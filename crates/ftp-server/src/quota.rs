@@ -205,7 +205,7 @@ impl Session {
     /// needs it.
     pub(crate) fn space_log_in(&mut self, user: &User, storage: &Arc<dyn Storage>) {
         self.space.allo = None;
-        let limits = user.quota.or(self.shared.config.default_quota);
+        let limits = user.quota.or(self.config.default_quota);
         if limits.is_unlimited() {
             self.space.space = None;
             return;

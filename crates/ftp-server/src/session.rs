@@ -43,7 +43,11 @@ use crate::transfer::TransferOutcome;
 /// What every session shares: configuration, storage, authentication, and
 /// the counts and scores kept per client address and per user.
 pub(crate) struct Shared {
-    pub config: ServerConfig,
+    /// The configuration for new sessions (a SIGHUP may replace it; each
+    /// session keeps the one it started with: `Session::config`).
+    pub config: crate::live_config::LiveConfig,
+    /// The sessions that may run at once (`max_sessions`).
+    pub slots: crate::live_config::SessionSlots,
     /// Connections per client address (taken at accept).
     pub per_address: SessionCounts<AddrKey>,
     /// Logged-in sessions per user name (taken at login).
@@ -278,6 +282,9 @@ async fn read_plain(tcp: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
 
 pub(crate) struct Session {
     pub shared: Arc<Shared>,
+    /// The configuration in force when the session was accepted, kept to
+    /// its end (see `live_config`).
+    pub config: Arc<ServerConfig>,
     pub ctl: Control,
     /// The client's address: the TCP peer's, or the one a trusted proxy's
     /// PROXY header named.
@@ -361,11 +368,13 @@ impl Session {
         implicit_tls: bool,
         proxied: Option<Proxied>,
     ) -> Session {
-        let max_line = shared.config.max_line_length;
+        let config = shared.config.current();
+        let max_line = config.max_line_length;
         let shutting_down = shared.shutting_down.clone();
         let now = Instant::now();
         Session {
             shared,
+            config,
             ctl: Control {
                 stream: MaybeTls::Plain(stream),
                 decoder: LineDecoder::new(max_line),
@@ -470,7 +479,7 @@ impl Session {
         if self.implicit_tls && !self.start_tls().await {
             return;
         }
-        let greeting = self.shared.config.greeting.clone();
+        let greeting = self.config.greeting.clone();
         self.reply(ReplyCode::ServiceReady, greeting).await;
         while self.step().await == Flow::Continue {}
         self.end_transfer_on_close().await;
@@ -559,7 +568,7 @@ impl Session {
     /// Turns the control connection into TLS (AUTH TLS, or implicit FTPS at
     /// connect). False when the handshake failed: the session must end.
     pub async fn start_tls(&mut self) -> bool {
-        let Some(tls_config) = &self.shared.config.tls else {
+        let Some(tls_config) = &self.config.tls else {
             return false;
         };
         let config = match tls_config.provider.session_config() {
@@ -573,10 +582,10 @@ impl Session {
         let MaybeTls::Plain(tcp) = std::mem::replace(&mut self.ctl.stream, MaybeTls::Detached) else {
             return false;
         };
-        let deadline = self.connected_at + self.shared.config.login_timeout;
+        let deadline = self.connected_at + self.config.login_timeout;
         let handshake = tokio::time::timeout_at(
             deadline
-                .max(Instant::now() + self.shared.config.data_connection_timeout)
+                .max(Instant::now() + self.config.data_connection_timeout)
                 .into(),
             tls::accept(Arc::clone(&config.control), tcp),
         );
@@ -603,7 +612,7 @@ impl Session {
     /// length (once; during a transfer it only marks the session to end
     /// after it).
     fn deadline(&self) -> Option<(Instant, Clock)> {
-        let cfg = &self.shared.config;
+        let cfg = &self.config;
         let activity = if !self.logged_in() {
             Some((self.connected_at + cfg.login_timeout, Clock::Login))
         } else if self.transfer.is_some() {
@@ -674,7 +683,7 @@ impl Session {
     /// ends. A valid command refused for want of a login (530) is not
     /// counted: it costs nothing, and clients probe with them.
     async fn bad_command(&mut self, reply: Reply) -> Flow {
-        let max = self.shared.config.max_bad_commands_before_login;
+        let max = self.config.max_bad_commands_before_login;
         if !self.logged_in() && max > 0 {
             self.bad_commands += 1;
             if self.bad_commands > max {
@@ -704,7 +713,7 @@ impl Session {
         if runs_now {
             return self.dispatch_line(&line, level).await;
         }
-        if self.deferred.len() >= self.shared.config.max_queued_commands {
+        if self.deferred.len() >= self.config.max_queued_commands {
             self.reply(
                 ReplyCode::ServiceNotAvailable,
                 "Too many commands queued during a transfer",

@@ -212,6 +212,23 @@ impl TestServer {
         self.child.id()
     }
 
+    /// The configuration file given with `--config` (`start_with_config`).
+    pub fn config_file(&self) -> PathBuf {
+        let at = self
+            .args
+            .iter()
+            .position(|a| a == "--config")
+            .expect("started with --config");
+        PathBuf::from(&self.args[at + 1])
+    }
+
+    /// Sends SIGHUP (reload the configuration, users and certificates).
+    pub fn sighup(&self) {
+        // SAFETY: kill(2) on the child's own pid.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(rc, 0, "kill -HUP");
+    }
+
     /// The server's threads named `name` (`/proc/<pid>/task/*/comm`).
     pub fn threads_named(&self, name: &str) -> usize {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();

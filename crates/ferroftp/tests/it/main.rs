@@ -7,6 +7,7 @@ mod clients_ftplib;
 mod clients_lftp;
 mod clients_suppaftp;
 mod common;
+mod config_reload;
 mod data_segments;
 mod ftps;
 mod ftps_suppaftp;

@@ -13,12 +13,6 @@ use crate::common::{RawClient, TestServer, PASS, USER};
 use crate::replies_util::{connect_data, epsv_addr};
 use crate::safety_util::{login_as, server_with_users, user_add, PASSWORD};
 
-fn sighup(server: &TestServer) {
-    // SAFETY: kill(2) on the child's own pid.
-    let rc = unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGHUP) };
-    assert_eq!(rc, 0, "kill -HUP");
-}
-
 /// Replaces the users file in one rename, as an editor or configuration
 /// management would.
 fn replace_users_file(users: &Path, with: &Path) {
@@ -73,7 +67,7 @@ fn security_reloaded_users_file_logs_out_disabled_and_removed_accounts_with_231(
     // alice's table is the file's last: this key lands in it.
     std::fs::write(&next, std::fs::read_to_string(&next).unwrap() + "disabled = true\n").unwrap();
     replace_users_file(&users, &next);
-    sighup(&server);
+    server.sighup();
 
     let mut carol = login_when_allowed(&server, "carol");
     alice.expect_reply(231);
@@ -113,7 +107,7 @@ fn security_reloaded_users_file_logs_out_disabled_and_removed_accounts_with_231(
         .unwrap();
     assert!(out.status.success());
     replace_users_file(&users, &next);
-    sighup(&server);
+    server.sighup();
     carol.expect_reply(231);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -131,9 +125,9 @@ fn security_reloaded_users_file_logs_out_disabled_and_removed_accounts_with_231(
     // A users file that does not load, then one caught empty: the accounts
     // stay as they were.
     std::fs::write(&users, "[[user]]\nname = \"broken\"\n").unwrap();
-    sighup(&server);
+    server.sighup();
     std::fs::write(&users, "").unwrap();
-    sighup(&server);
+    server.sighup();
     std::thread::sleep(Duration::from_millis(500));
     carol.expect("NOOP", 200);
     cli.expect("NOOP", 200);

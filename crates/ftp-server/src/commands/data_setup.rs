@@ -32,7 +32,7 @@ impl Session {
             .await;
             return;
         }
-        if !self.shared.config.allow_foreign_data_address {
+        if !self.config.allow_foreign_data_address {
             if !same_host(target.ip(), self.peer.ip()) {
                 self.reply(
                     ReplyCode::ParameterNotImplemented,
@@ -63,7 +63,7 @@ impl Session {
         // Replacing an earlier listener closes it: one pending listener per
         // session.
         self.data = DataSetup::None;
-        let cfg = &self.shared.config;
+        let cfg = &self.config;
         let listener = PassiveListener::open(
             self.local.ip(),
             cfg.passive_ports.as_ref(),
@@ -96,12 +96,7 @@ impl Session {
                 .await;
             return;
         }
-        let announced = self
-            .shared
-            .config
-            .passive_address
-            .unwrap_or(self.local.ip())
-            .to_canonical();
+        let announced = self.config.passive_address.unwrap_or(self.local.ip()).to_canonical();
         let IpAddr::V4(ip) = announced else {
             self.reply(ReplyCode::CantOpenDataConnection, "PASV is for IPv4; use EPSV")
                 .await;
@@ -162,7 +157,7 @@ impl Session {
         let Some(destination) = self.proxied.and_then(|p| p.destination) else {
             return true;
         };
-        let announced = self.shared.config.passive_address.unwrap_or(self.local.ip());
+        let announced = self.config.passive_address.unwrap_or(self.local.ip());
         same_host(destination.ip(), announced)
     }
 
@@ -173,12 +168,7 @@ impl Session {
             return;
         }
         let Some(local) = self.open_passive().await else { return };
-        let ip = self
-            .shared
-            .config
-            .passive_address
-            .unwrap_or(self.local.ip())
-            .to_canonical();
+        let ip = self.config.passive_address.unwrap_or(self.local.ip()).to_canonical();
         self.reply(
             ReplyCode::EnteringLongPassiveMode,
             addr::format_lpsv(SocketAddr::new(ip, local.port())),

@@ -48,8 +48,7 @@ impl Session {
 
     /// `gssapi.require_protected_commands`.
     fn protected_commands_required(&self) -> bool {
-        self.shared
-            .config
+        self.config
             .gssapi
             .as_ref()
             .is_some_and(|g| g.require_protected_commands)
@@ -71,7 +70,7 @@ impl Session {
     /// AUTH GSSAPI: 334 and the ADAT rounds may start. Like AUTH TLS it
     /// starts the login over.
     pub(super) async fn cmd_auth_gssapi(&mut self) {
-        let Some(gss) = &self.shared.config.gssapi else {
+        let Some(gss) = &self.config.gssapi else {
             self.reply(
                 ReplyCode::ParameterNotImplemented,
                 "AUTH GSSAPI not available: no keytab is configured",
@@ -169,7 +168,7 @@ impl Session {
             .await;
             return;
         }
-        let max = self.shared.config.gssapi.as_ref().map_or(size, |g| g.max_buffer_size);
+        let max = self.config.gssapi.as_ref().map_or(size, |g| g.max_buffer_size);
         let agreed = size.min(max);
         self.gss_buffer_size = Some(agreed);
         self.forget_kept_data_connection();

@@ -29,7 +29,7 @@ impl Session {
         lines.push(format!(" {}", self.facts.feat_line()));
         // One AUTH line per mechanism, as vsftpd lists AUTH SSL and AUTH
         // TLS: parsers look for the line "AUTH TLS".
-        let cfg = &self.shared.config;
+        let cfg = &self.config;
         if cfg.tls.is_some() {
             lines.push(" AUTH TLS".to_string());
         }
@@ -184,7 +184,7 @@ impl Session {
         // The first line went out as a one-line reply; turn it into the
         // opening line of a multi-line one.
         out[3] = b'-';
-        let max = self.shared.config.max_stat_entries;
+        let max = self.config.max_stat_entries;
         let mut count = 0;
         // The reply is under way, so its code cannot change: a cut listing
         // says so in the closing line instead.
@@ -227,7 +227,7 @@ impl Session {
             self.reply(ReplyCode::BadSequence, "HOST must come before USER").await;
             return;
         }
-        let hosts = &self.shared.config.virtual_hosts;
+        let hosts = &self.config.virtual_hosts;
         if !hosts.is_empty() {
             match hosts.iter().find(|h| h.name.eq_ignore_ascii_case(name)) {
                 None => {

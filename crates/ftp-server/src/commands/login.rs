@@ -31,12 +31,7 @@ impl Session {
                 .await;
             return;
         };
-        let global = self
-            .shared
-            .config
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.policy.require_for_login);
+        let global = self.config.tls.as_ref().is_some_and(|t| t.policy.require_for_login);
         let required = self.shared.auth.tls_rules(name).login.unwrap_or(global);
         if !self.command_confidential() && required {
             self.reply(
@@ -87,7 +82,7 @@ impl Session {
             Ok(user) => user,
             Err(e) => {
                 self.login = Login::AwaitingUser;
-                let (code, text) = match self.shared.config.failed_login_reply {
+                let (code, text) = match self.config.failed_login_reply {
                     FailedLoginReply::NotLoggedIn => (ReplyCode::NotLoggedIn, "Login incorrect"),
                     FailedLoginReply::InvalidCredentials => {
                         (ReplyCode::InvalidUsernameOrPassword, "Invalid username or password")

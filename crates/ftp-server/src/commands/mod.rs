@@ -135,7 +135,7 @@ impl Session {
 
     /// Answers 553 when the site denies `name` (`denied_names`).
     pub(crate) async fn refuse_denied_name(&mut self, name: &str) -> bool {
-        let Some(pattern) = self.shared.config.denied_names.iter().find(|p| p.matches(name)) else {
+        let Some(pattern) = self.config.denied_names.iter().find(|p| p.matches(name)) else {
             return false;
         };
         let text = format!("File name not allowed: this site denies {pattern}");

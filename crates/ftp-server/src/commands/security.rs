@@ -18,7 +18,7 @@ const CCC_CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(10);
 
 impl Session {
     fn tls_policy(&self) -> Option<&crate::tls::TlsPolicy> {
-        self.shared.config.tls.as_ref().map(|t| &t.policy)
+        self.config.tls.as_ref().map(|t| &t.policy)
     }
 
     /// PROT P required for data: the logged-in user's own rule, else the
@@ -35,7 +35,7 @@ impl Session {
             self.cmd_auth_gssapi().await;
             return Flow::Continue;
         }
-        if self.shared.config.tls.is_none() {
+        if self.config.tls.is_none() {
             self.reply(
                 ReplyCode::ParameterNotImplemented,
                 format!("AUTH {mechanism} not available: TLS is not configured"),

@@ -53,7 +53,7 @@ impl Session {
             ReplyCode::FileStatusOkay
         };
         self.reply(code, preliminary).await;
-        let cfg = &self.shared.config;
+        let cfg = &self.config;
         let progress = Arc::new(AtomicU64::new(0));
         let (cancel_tx, cancel_rx) = oneshot::channel();
         // Only a MODE B upload sends restart marks. A channel for every
@@ -102,7 +102,7 @@ impl Session {
     /// APPE, whose client only sends (see `SessionTls::upload_data`).
     fn data_protection(&self, upload: bool) -> Option<DataProtection> {
         let config = self.tls.as_ref().filter(|_| self.prot_private)?.data(upload);
-        let tls = self.shared.config.tls.as_ref();
+        let tls = self.config.tls.as_ref();
         Some(DataProtection {
             config: Arc::clone(config),
             require_session_reuse: tls.is_none_or(|t| t.policy.require_session_reuse),

@@ -1,0 +1,137 @@
+//! The configuration file re-read on SIGHUP: connections accepted after
+//! the reload get the new settings (greeting, denied names, session
+//! limits), sessions already open keep the ones they started with, the
+//! limits count the sessions opened before the reload, a lowered
+//! `max_sessions` waits for sessions to end, a file that does not load
+//! changes nothing, and a setting only a restart can change (the
+//! storage root) is kept.
+
+use std::time::Duration;
+
+use crate::common::{RawClient, TestServer, PASS, USER};
+use crate::safety_util::{eventually, put_any};
+
+/// Rewrites the configuration file in one rename and sends SIGHUP.
+fn reload_with(server: &TestServer, toml: &str) {
+    let path = server.config_file();
+    let next = path.with_extension("next");
+    std::fs::write(&next, toml).unwrap();
+    std::fs::rename(&next, &path).unwrap();
+    server.sighup();
+}
+
+/// Waits until a new connection is greeted with `text`, and returns the
+/// greeting of the last try.
+fn wait_for_greeting(server: &TestServer, text: &str) {
+    let seen = eventually(Duration::from_secs(10), || {
+        let mut c = server.client();
+        let greeted = c.greeting.text.contains(text);
+        c.cmd("QUIT");
+        greeted
+    });
+    assert!(seen, "no greeting {text:?} after the reload");
+}
+
+/// A new connection's greeting, after the sessions that ended have given
+/// their places back.
+fn greeting_of_a_new_connection(server: &TestServer) -> (RawClient, u16) {
+    let c = server.client();
+    let code = c.greeting.code;
+    (c, code)
+}
+
+#[test]
+fn config_reload_applies_to_new_sessions_and_keeps_open_ones_as_they_were() {
+    let first = "[server]\ngreeting = \"first greeting\"\n";
+    let server = TestServer::start_with_config(first, &[]);
+    let mut before = server.login();
+    before.expect("TYPE I", 200);
+
+    // Denied names, a per-address limit, a new greeting; and a setting
+    // only a restart changes: another storage root.
+    let other_root = server.root.with_file_name("elsewhere");
+    reload_with(
+        &server,
+        &format!(
+            "[server]\ngreeting = \"second greeting\"\ndenied_names = [\"*.exe\"]\n\
+             [limits]\nmax_sessions_per_address = 3\n[storage]\nroot = \"{}\"\n",
+            other_root.display()
+        ),
+    );
+    wait_for_greeting(&server, "second greeting");
+
+    let mut after = server.login();
+    after.expect("TYPE I", 200);
+    let refused = put_any(&mut after, "STOR new.exe", b"MZ");
+    assert_eq!(refused.code, 553, "{refused:?}");
+    // The session opened before keeps the rules it started with.
+    assert_eq!(put_any(&mut before, "STOR old.exe", b"MZ").code, 226);
+    assert_eq!(server.read("old.exe"), b"MZ", "the storage root stayed");
+    assert!(!other_root.exists());
+
+    // The limit counts the session opened before the reload: with it and
+    // `after`, one more fits (once the probes above have ended), the next
+    // is refused.
+    let mut third = None;
+    let fits = eventually(Duration::from_secs(10), || {
+        let (c, code) = greeting_of_a_new_connection(&server);
+        third = Some(c);
+        code == 220
+    });
+    assert!(fits);
+    let (_, code) = greeting_of_a_new_connection(&server);
+    assert_eq!(code, 421, "a fourth session from one address");
+    drop(third);
+
+    // A file that does not load changes nothing.
+    reload_with(&server, "[server]\ngreeting = \"third greeting\"\nno_such_key = 1\n");
+    std::thread::sleep(Duration::from_millis(500));
+    let ok = eventually(Duration::from_secs(10), || {
+        let (mut c, code) = greeting_of_a_new_connection(&server);
+        let text = c.greeting.text.clone();
+        if code == 220 {
+            c.cmd("QUIT");
+        }
+        code == 220 && text.contains("second greeting")
+    });
+    assert!(ok, "the broken file was not taken and the server still answers");
+    after.expect("NOOP", 200);
+    before.expect("NOOP", 200);
+}
+
+#[test]
+fn config_reload_lowers_max_sessions_as_sessions_end() {
+    let limits = |n: usize| format!("[limits]\nmax_sessions = {n}\nqueue_when_full = false\n");
+    let server = TestServer::start_with_config(&limits(10), &[]);
+    let mut open: Vec<RawClient> = (0..3).map(|_| server.login()).collect();
+    reload_with(&server, &limits(2));
+    let full = eventually(Duration::from_secs(10), || {
+        let (mut c, code) = greeting_of_a_new_connection(&server);
+        if code == 220 {
+            c.cmd("QUIT");
+        }
+        code == 421
+    });
+    assert!(full, "three sessions open, two allowed: a new one is refused");
+    for c in open.iter_mut().skip(1) {
+        c.expect("QUIT", 221);
+    }
+    open.truncate(1);
+    // One session left of two allowed: one more fits, then none.
+    let fits = eventually(Duration::from_secs(10), || {
+        greeting_of_a_new_connection(&server).1 == 220
+    });
+    assert!(fits);
+    let mut second = server.client();
+    assert_eq!(second.greeting.code, 220);
+    second.login(USER, PASS);
+    let (_, code) = greeting_of_a_new_connection(&server);
+    assert_eq!(code, 421, "two sessions open, two allowed");
+    // Raised again: at once.
+    reload_with(&server, &limits(5));
+    let fits = eventually(Duration::from_secs(10), || {
+        greeting_of_a_new_connection(&server).1 == 220
+    });
+    assert!(fits);
+    open[0].expect("NOOP", 200);
+}
