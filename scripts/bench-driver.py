@@ -551,7 +551,7 @@ def _run_quiet(argv, env=None, stdin=None):
 
 class Ferroftp(ServerDef):
     def binary(self):
-        return self.ctx["ferroftp_bin"] or os.path.join(self.ctx["repo"], "target", "release", "ferroftp")
+        return self.ctx["ferroftp_bin"] or os.path.join(target_dir(self.ctx), "release", "ferroftp")
 
     def version(self):
         out = _run_quiet([self.binary(), "--version"]).strip().splitlines()
@@ -1108,11 +1108,16 @@ def w_stor(srv, cfg, ctx):
         ", ".join("%.0f" % r for r in rates), cpu.per(size * len(rates) / GIB, "GiB"))
 
 
+def target_dir(ctx):
+    """Where cargo puts the builds: CARGO_TARGET_DIR, else target/."""
+    return os.environ.get("CARGO_TARGET_DIR") or os.path.join(ctx["repo"], "target")
+
+
 def tls_client(ctx):
     """The FTPS client: crates/ftp-bench-client, built by scripts/bench
     (Python's ssl returns one 16 KiB record per call and would be the
     bottleneck)."""
-    path = os.path.join(ctx["repo"], "target", "release", "ftpbench-client")
+    path = os.path.join(target_dir(ctx), "release", "ftpbench-client")
     if not os.path.exists(path):
         raise BenchError("%s missing: cargo build --release -p ftp-bench-client" % path)
     return path

@@ -75,6 +75,8 @@ pub struct ServerSection {
     pub memory_trim_interval: u64,
     /// The Linux scheduling policy of the server's threads.
     pub cpu_scheduling: CpuScheduling,
+    /// The operator's Unix socket (`ferroftp admin`); unset: none.
+    pub admin_socket: Option<PathBuf>,
 }
 
 /// How the kernel schedules the server's threads (Linux; elsewhere the
@@ -109,6 +111,7 @@ impl Default for ServerSection {
             receive_threads: d.receive_threads,
             memory_trim_interval: 10,
             cpu_scheduling: CpuScheduling::Batch,
+            admin_socket: None,
         }
     }
 }
@@ -343,6 +346,22 @@ fn is_loopback_http(url: &str) -> bool {
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
     host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl StorageSection {
+    /// The section without the users' quota defaults, the part of it that
+    /// only a restart changes (the backend was built from it).
+    fn without_quota_defaults(&self) -> StorageSection {
+        StorageSection {
+            backend: self.backend.clone(),
+            root: self.root.clone(),
+            durability: self.durability.clone(),
+            quota_bytes: None,
+            quota_files: None,
+            max_file_size: None,
+            ..*self
+        }
+    }
 }
 
 impl Default for StorageSection {
@@ -655,7 +674,11 @@ impl FileConfig {
     pub fn restart_only_changes(&self, new: &FileConfig) -> Vec<&'static str> {
         let (a, b) = (self, new);
         [
-            ("storage", a.storage != b.storage),
+            // The quota defaults are live (`quota_*`, `max_file_size`).
+            (
+                "storage",
+                a.storage.without_quota_defaults() != b.storage.without_quota_defaults(),
+            ),
             ("s3", a.s3 != b.s3),
             (
                 "server.blocking_threads",
@@ -753,6 +776,7 @@ impl FileConfig {
                 })
                 .collect(),
             max_stat_entries: self.limits.max_stat_entries,
+            admin_socket: self.server.admin_socket.clone(),
             tls: None,
             gssapi: None,
             default_quota: ftp_auth::QuotaLimits {

@@ -1,4 +1,5 @@
-//! The ferroftp binary: `serve`, `check-config`, `user add` and `sweep`.
+//! The ferroftp binary: `serve`, `check-config`, `user add`, `sweep` and
+//! `admin`.
 //!
 //! Layout: `config` reads and checks the TOML file; `serve` builds the
 //! storage, the users and the server from the file and the flags, and runs
@@ -39,6 +40,24 @@ enum Commands {
     /// running servers: a file still locked by its upload, or changed
     /// within the age, stays.
     Sweep(SweepArgs),
+    /// Talk to a running server through its admin socket
+    /// (`server.admin_socket`): `sessions` lists them (ID PEER USER
+    /// SECONDS), `kick ID` ends one, `kick-user NAME` ends every session
+    /// of a user (231 after a running transfer's reply).
+    Admin(AdminArgs),
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// Configuration file: its `server.admin_socket`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The admin socket (default: the file's `server.admin_socket`).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// sessions | kick ID | kick-user NAME
+    #[arg(required = true, num_args = 1..=2)]
+    command: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -143,6 +162,7 @@ fn main() -> ExitCode {
                 },
         } => user_add(file, name, password, home, permissions, quota, tls),
         Commands::Sweep(args) => sweep(args),
+        Commands::Admin(args) => admin(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -151,6 +171,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn admin(args: AdminArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::{BufRead, BufReader, Write};
+    let socket = match (args.socket, &args.config) {
+        (Some(socket), _) => socket,
+        (None, Some(path)) => config::FileConfig::load(path)?
+            .server
+            .admin_socket
+            .ok_or_else(|| format!("{}: no server.admin_socket", path.display()))?,
+        (None, None) => return Err("give --socket PATH or --config FILE".into()),
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket)
+        .map_err(|e| format!("admin socket {}: {e}", socket.display()))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    writeln!(stream, "{}", args.command.join(" "))?;
+    for line in BufReader::new(stream).lines() {
+        let line = line?;
+        if let Some(rest) = line.strip_prefix("OK") {
+            eprintln!("ferroftp:{rest}");
+            return Ok(());
+        }
+        if let Some(rest) = line.strip_prefix("ERR ") {
+            return Err(rest.to_string().into());
+        }
+        println!("{line}");
+    }
+    Err("the server closed the admin connection without an answer".into())
 }
 
 fn sweep(args: SweepArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -174,6 +222,7 @@ fn sweep(args: SweepArgs) -> Result<(), Box<dyn std::error::Error>> {
         Some(age) => age,
         None => return Err("storage.abandoned_upload_age = 0 (never remove): give --min-age".into()),
     };
+    raise_open_files_limit();
     let report = ftp_storage_fs::sweep_tree(&root, std::time::Duration::from_secs(age))
         .map_err(|e| format!("storage root {}: {e}", root.display()))?;
     println!(
@@ -189,9 +238,30 @@ fn sweep(args: SweepArgs) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("ferroftp: {}: {error}", path.display());
     }
     if report.failures > 0 {
-        return Err(format!("{} directories could not be read", report.failures).into());
+        return Err(format!(
+            "{} directories could not be read or abandoned uploads removed",
+            report.failures
+        )
+        .into());
     }
     Ok(())
+}
+
+/// The walk keeps a descriptor per directory level: as many as the hard
+/// limit allows, for deep trees.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct they are
+    // given, which lives across both calls.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 fn user_add(

@@ -286,6 +286,9 @@ pub struct ServerConfig {
     pub virtual_hosts: Vec<VirtualHost>,
     /// Entries `STAT <dir>` sends over the control connection at most.
     pub max_stat_entries: usize,
+    /// The operator's Unix socket (`admin`): lists sessions and ends them.
+    /// `None`: no socket.
+    pub admin_socket: Option<std::path::PathBuf>,
     /// Names no upload, MKD or RNTO may create (553), matched against the
     /// new name's last component.
     pub denied_names: Vec<ftp_proto::glob::NamePattern>,
@@ -329,6 +332,7 @@ impl Default for ServerConfig {
             receive_threads: 64,
             virtual_hosts: Vec::new(),
             max_stat_entries: 10_000,
+            admin_socket: None,
             tls: None,
             gssapi: None,
             denied_names: Vec::new(),

@@ -32,6 +32,7 @@
 //!   moved off the runtime's workers to a bounded set of threads, one per
 //!   transfer; `transfer_thread` holds what the two share.
 
+mod admin;
 mod bans;
 mod commands;
 pub mod config;

@@ -36,6 +36,8 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     /// Told once the storage answers (see `probe_storage`).
     storage_ready: watch::Sender<bool>,
+    /// The operator's socket (`server.admin_socket`), and where it is.
+    admin: Option<(tokio::net::UnixListener, std::path::PathBuf)>,
 }
 
 /// How long the first check of the storage may take before the listeners
@@ -65,6 +67,10 @@ impl Server {
             // transfer, so the log says at once which path transfers take.
             crate::ktls::support();
         }
+        let admin = match &config.admin_socket {
+            Some(path) => Some((crate::admin::bind(path)?, path.clone())),
+            None => None,
+        };
         let (shutdown, shutting_down) = watch::channel(false);
         let (storage_ready, storage_ready_rx) = watch::channel(false);
         Ok(Server {
@@ -78,6 +84,7 @@ impl Server {
                 send_threads: crate::send_thread::SendThreads::new(config.send_threads),
                 receive_threads: crate::receive_thread::ReceiveThreads::new(config.receive_threads),
                 sendfile_downloads: crate::cork::SendfileDownloads::new(),
+                sessions: Default::default(),
                 config: LiveConfig::new(config),
                 backend,
                 auth,
@@ -86,6 +93,7 @@ impl Server {
             }),
             shutdown,
             storage_ready,
+            admin,
         })
     }
 
@@ -147,12 +155,15 @@ impl Server {
             ));
         }
         accepts.spawn(purge_bans(Arc::clone(&self.shared)));
+        let admin_path = self.admin.map(|(listener, path)| {
+            accepts.spawn(crate::admin::serve(listener, Arc::clone(&self.shared)));
+            path
+        });
         shutdown.await;
         let _ = self.shutdown.send(true);
-        // The semaphore is fair: a reload's pending decrease (see
-        // `SessionSlots::resize`) is served first, so its size now is the
-        // count with every session ended.
-        let all_ended = slots.acquire_many(self.shared.slots.size() as u32);
+        // Every permit there is once no session runs; no reload resizes
+        // the semaphore from here on.
+        let all_ended = slots.acquire_many(self.shared.slots.close() as u32);
         if tokio::time::timeout(self.shared.config.current().shutdown_grace, all_ended)
             .await
             .is_err()
@@ -160,6 +171,9 @@ impl Server {
             tracing::warn!("shutdown grace period over; closing the remaining sessions");
         }
         accepts.shutdown().await;
+        if let Some(path) = admin_path {
+            let _ = std::fs::remove_file(path);
+        }
         Ok(())
     }
 }
@@ -207,7 +221,8 @@ async fn accept_loop(
             implicit_tls,
             proxied: None,
         };
-        match &shared.config.current().proxy_protocol {
+        let config = shared.config.current();
+        match &config.proxy_protocol {
             None => admit(&shared, &slots, &waiting, incoming),
             Some(pp) if !pp.trusts(peer.ip()) => {
                 // With the PROXY protocol on, a client reaching the port
@@ -227,6 +242,7 @@ async fn accept_loop(
                     Arc::clone(&slots),
                     Arc::clone(&waiting),
                     incoming,
+                    Arc::clone(&config),
                 ));
             }
         }
@@ -245,8 +261,15 @@ struct Incoming {
 
 /// Reads the PROXY header of a connection from a trusted proxy, then
 /// checks the client it names like any other.
-async fn admit_proxied(shared: Arc<Shared>, slots: Arc<Semaphore>, waiting: Arc<AtomicUsize>, mut incoming: Incoming) {
-    let config = shared.config.current();
+/// `config`: the one the accept checked the peer under (a reload between
+/// the accept and here must not leave the connection without an answer).
+async fn admit_proxied(
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    mut incoming: Incoming,
+    config: Arc<ServerConfig>,
+) {
     let Some(pp) = &config.proxy_protocol else {
         return;
     };
@@ -345,10 +368,10 @@ async fn run_session(shared: Arc<Shared>, accepted: Accepted, permit: OwnedSemap
             },
         address_place,
     } = accepted;
-    Session::new(shared, stream, peer, local, implicit_tls, proxied)
+    Session::new(Arc::clone(&shared), stream, peer, local, implicit_tls, proxied)
         .run()
         .await;
-    drop(permit);
+    shared.slots.release(permit);
     drop(address_place);
 }
 
@@ -486,10 +509,9 @@ async fn hung_up(stream: &TcpStream) {
 /// Forgets expired failed-login scores now and then (bounded memory even
 /// when nobody new fails).
 async fn purge_bans(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(shared.bans.purge_interval());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        // Asked each time: a reload may change the ban rules.
+        tokio::time::sleep(shared.bans.purge_interval()).await;
         shared.bans.purge(Instant::now());
     }
 }

@@ -15,7 +15,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ServerConfig;
 use crate::session::Shared;
@@ -41,7 +41,17 @@ impl LiveConfig {
 /// permit each, in a semaphore a reload resizes.
 pub(crate) struct SessionSlots {
     permits: Arc<Semaphore>,
-    size: Mutex<usize>,
+    state: Mutex<SlotState>,
+}
+
+struct SlotState {
+    /// The limit now.
+    size: usize,
+    /// Permits to forget as sessions give them back: a lowered limit whose
+    /// sessions are still running. None are closed for it.
+    owed: usize,
+    /// The server is shutting down: the size stays as it is.
+    closed: bool,
 }
 
 impl SessionSlots {
@@ -49,7 +59,11 @@ impl SessionSlots {
         let size = clamp(max_sessions);
         SessionSlots {
             permits: Arc::new(Semaphore::new(size)),
-            size: Mutex::new(size),
+            state: Mutex::new(SlotState {
+                size,
+                owed: 0,
+                closed: false,
+            }),
         }
     }
 
@@ -57,30 +71,56 @@ impl SessionSlots {
         &self.permits
     }
 
-    /// Permits there are once every resize has taken effect.
-    pub fn size(&self) -> usize {
-        *self.size.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// More permits at once; fewer as sessions end: a task takes the
-    /// difference as permits come back and forgets them. The semaphore is
-    /// fair, so sessions queued behind it wait for the smaller limit, and
-    /// a later increase simply adds to whatever is still owed.
+    /// The limit now.
+    pub fn size(&self) -> usize {
+        self.state().size
+    }
+
+    /// More permits at once; fewer at once from the free ones and, for
+    /// the rest, from the sessions running now as they end (`release`).
+    /// Nothing once the server shuts down.
     fn resize(&self, max_sessions: usize) {
         let new = clamp(max_sessions);
-        let mut size = self.size.lock().unwrap_or_else(PoisonError::into_inner);
-        if new > *size {
-            self.permits.add_permits(new - *size);
-        } else if new < *size {
-            let fewer = (*size - new) as u32;
-            let permits = Arc::clone(&self.permits);
-            tokio::spawn(async move {
-                if let Ok(taken) = permits.acquire_many_owned(fewer).await {
-                    taken.forget();
-                }
-            });
+        let mut state = self.state();
+        if state.closed {
+            return;
         }
-        *size = new;
+        if new > state.size {
+            let mut more = new - state.size;
+            // What is still owed is forgiven first.
+            let forgiven = more.min(state.owed);
+            state.owed -= forgiven;
+            more -= forgiven;
+            self.permits.add_permits(more);
+        } else {
+            let fewer = state.size - new;
+            let forgotten = self.permits.forget_permits(fewer);
+            state.owed += fewer - forgotten;
+        }
+        state.size = new;
+    }
+
+    /// Gives a session's permit back when its session ends, or forgets it
+    /// while a lowered limit is owed permits.
+    pub fn release(&self, permit: OwnedSemaphorePermit) {
+        let mut state = self.state();
+        if state.owed > 0 && !state.closed {
+            state.owed -= 1;
+            permit.forget();
+        }
+        // Otherwise the permit goes back as it drops.
+    }
+
+    /// Stops resizing for the shutdown, and says how many permits there
+    /// are with every session ended (the owed ones are given back again).
+    pub fn close(&self) -> usize {
+        let mut state = self.state();
+        state.closed = true;
+        state.size + std::mem::take(&mut state.owed)
     }
 }
 
@@ -108,6 +148,12 @@ impl ConfigReloader {
         let old = shared.config.current();
         let mut kept = Vec::new();
         keep(&mut kept, "listen", &mut new.listen, &old.listen);
+        keep(
+            &mut kept,
+            "server.admin_socket",
+            &mut new.admin_socket,
+            &old.admin_socket,
+        );
         keep(
             &mut kept,
             "server.send_threads",
@@ -169,27 +215,41 @@ fn keep<T: PartialEq + Clone>(kept: &mut Vec<&'static str>, name: &'static str, 
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_smaller_size_takes_effect_as_permits_come_back() {
+    #[test]
+    fn a_smaller_size_takes_effect_as_sessions_end_and_a_closed_one_stays() {
         let slots = SessionSlots::new(10);
-        let held: Vec<_> = (0..3)
-            .map(|_| Arc::clone(slots.permits()).try_acquire_owned().unwrap())
-            .collect();
+        let take = || Arc::clone(slots.permits()).try_acquire_owned();
+        let mut held: Vec<_> = (0..3).map(|_| take().unwrap()).collect();
         slots.resize(2);
-        tokio::task::yield_now().await;
         assert_eq!(
             slots.permits().available_permits(),
             0,
-            "the decrease waits with the 7 free ones"
+            "the 7 free ones are forgotten at once"
         );
-        assert!(Arc::clone(slots.permits()).try_acquire_owned().is_err());
-        let mut held = held;
-        held.truncate(1);
-        tokio::task::yield_now().await;
+        assert!(take().is_err());
+        slots.release(held.pop().unwrap());
+        assert_eq!(slots.permits().available_permits(), 0, "one more owed, forgotten");
+        slots.release(held.pop().unwrap());
         assert_eq!(slots.permits().available_permits(), 1, "two allowed, one held");
         slots.resize(5);
         assert_eq!(slots.permits().available_permits(), 4);
-        assert_eq!(slots.size(), 5);
-        drop(held);
+        // Lowered again with sessions running, then raised: the owed
+        // permits are forgiven first.
+        let more: Vec<_> = (0..4).map(|_| take().unwrap()).collect();
+        slots.resize(2);
+        slots.resize(4);
+        assert_eq!(slots.permits().available_permits(), 0);
+        assert_eq!(slots.close(), 4 + 1, "the size and what is still owed");
+        slots.resize(100);
+        assert_eq!(slots.size(), 4, "no resize once closed");
+        for p in more {
+            slots.release(p);
+        }
+        slots.release(held.pop().unwrap());
+        assert_eq!(
+            slots.permits().available_permits(),
+            5,
+            "every permit back for the shutdown"
+        );
     }
 }

@@ -65,11 +65,17 @@ struct Registry {
 
 impl Quotas {
     /// The shared state of `name`, created with `limits` if no session of
-    /// that user holds one.
+    /// that user holds one with these limits. Limits changed by a reload
+    /// (the users file, or the configuration's defaults) start a new one:
+    /// sessions logged in before keep theirs, and their count, until they
+    /// end, so while both run each counts only its own sessions' uploads
+    /// beyond the files on disk when its walk ran.
     fn for_user(&self, name: &str, limits: QuotaLimits) -> Arc<UserSpace> {
         let mut reg = self.users.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(space) = reg.by_name.get(name).and_then(Weak::upgrade) {
-            return space;
+            if space.limits == limits {
+                return space;
+            }
         }
         if reg.by_name.len() >= reg.purge_at {
             reg.by_name.retain(|_, w| w.strong_count() > 0);
@@ -526,6 +532,13 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &a2), "sessions of one user share its usage");
         drop((a, a2));
         let again = quotas.for_user("a", limits);
+        let changed = QuotaLimits {
+            bytes: Some(1),
+            ..limits
+        };
+        let other = quotas.for_user("a", changed);
+        assert!(!Arc::ptr_eq(&other, &again), "new limits, new space");
+        assert!(Arc::ptr_eq(&quotas.for_user("a", changed), &other));
         assert!(again.known_usage().is_none(), "a new first session measures again");
         for i in 0..1000 {
             drop(quotas.for_user(&format!("u{i}"), limits));

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub config: crate::live_config::LiveConfig,
     /// The sessions that may run at once (`max_sessions`).
     pub slots: crate::live_config::SessionSlots,
+    /// Every session alive, for the operator (`admin`).
+    pub sessions: crate::admin::Registry,
     /// Connections per client address (taken at accept).
     pub per_address: SessionCounts<AddrKey>,
     /// Logged-in sessions per user name (taken at login).
@@ -186,6 +188,8 @@ enum Wake {
     DataConnection,
     /// The accounts may have changed (a reload of the users).
     AccountsChanged,
+    /// The operator ended the session (`admin`).
+    EndedByOperator,
 }
 
 /// Which of the session's clocks ran out.
@@ -338,6 +342,11 @@ pub(crate) struct Session {
     /// The account was disabled, removed or changed (a reload of the
     /// users) during a transfer: 231 and close once the transfer ends.
     pub revoked_pending: bool,
+    /// The operator ended the session during a transfer: 231 (421 before
+    /// login) and close once the transfer ends.
+    ended_by_operator_pending: bool,
+    /// The session's place in the operator's list (`admin`).
+    pub registration: crate::admin::Registration,
     /// While logged in: wakes when the accounts may have changed.
     pub account_changes: Option<watch::Receiver<u64>>,
     /// A handler asks for the session to end after its replies (a ban, a
@@ -369,6 +378,7 @@ impl Session {
         proxied: Option<Proxied>,
     ) -> Session {
         let config = shared.config.current();
+        let registration = shared.sessions.register(peer);
         let max_line = config.max_line_length;
         let shutting_down = shared.shutting_down.clone();
         let now = Instant::now();
@@ -414,6 +424,8 @@ impl Session {
             shutdown_pending: false,
             expired_pending: false,
             revoked_pending: false,
+            ended_by_operator_pending: false,
+            registration,
             account_changes: None,
             close_requested: false,
             user_place: None,
@@ -514,6 +526,7 @@ impl Session {
         let transfer = self.transfer.as_mut();
         let data = &mut self.data;
         let accounts = self.account_changes.as_mut();
+        let registration = &self.registration;
         let wake = tokio::select! {
             read = ctl.read_more() => Wake::Read(read.map(|n| n > 0).unwrap_or(false)),
             event = async { match transfer { Some(t) => t.next_event().await, None => std::future::pending().await } } => Wake::Transfer(event),
@@ -521,10 +534,20 @@ impl Session {
             _ = async { if watch_shutdown { let _ = shutdown.wait_for(|down| *down).await; } else { std::future::pending::<()>().await } } => Wake::Shutdown,
             _ = async { match data { DataSetup::Passive(p) => p.wait_for_client().await, _ => std::future::pending().await } } => Wake::DataConnection,
             _ = async { match accounts { Some(rx) => if rx.changed().await.is_err() { std::future::pending::<()>().await }, None => std::future::pending().await } } => Wake::AccountsChanged,
+            _ = registration.ended() => Wake::EndedByOperator,
         };
         match wake {
             Wake::Read(true) | Wake::DataConnection => Flow::Continue,
             Wake::AccountsChanged => self.check_account().await,
+            Wake::EndedByOperator => {
+                tracing::info!(peer = %self.peer, "session ended by the operator");
+                if self.transfer.is_some() {
+                    // The transfer finishes first; 231 follows its reply.
+                    self.ended_by_operator_pending = true;
+                    return Flow::Continue;
+                }
+                self.ended_by_operator().await
+            }
             Wake::Read(false) => Flow::Close,
             Wake::Transfer(TransferEvent::Mark(reply)) => {
                 self.send_transfer_reply(reply).await;
@@ -666,6 +689,23 @@ impl Session {
             return Flow::Continue;
         }
         self.account_revoked().await
+    }
+
+    async fn ended_by_operator(&mut self) -> Flow {
+        if self.logged_in() {
+            self.reply(
+                ReplyCode::UserLoggedOut,
+                "Logged out by the server's operator, closing control connection",
+            )
+            .await;
+        } else {
+            self.reply(
+                ReplyCode::ServiceNotAvailable,
+                "Closed by the server's operator, closing control connection",
+            )
+            .await;
+        }
+        Flow::Close
     }
 
     async fn account_revoked(&mut self) -> Flow {
@@ -850,6 +890,9 @@ impl Session {
         }
         if self.revoked_pending {
             return Some(self.account_revoked().await);
+        }
+        if self.ended_by_operator_pending {
+            return Some(self.ended_by_operator().await);
         }
         None
     }

@@ -21,10 +21,11 @@
 //!
 //! The server removes leftovers where they are met, never by walking the
 //! tree: a listing of their directory (`list::DirReader`) drops them as it
-//! reads it, checking at most `FsOptions::abandoned_upload_checks_per_listing`
-//! of them (a directory full of leftovers, or one on a filesystem that
+//! reads it, trying at most `FsOptions::abandoned_upload_checks_per_listing`
+//! old ones (a directory full of leftovers, or one on a filesystem that
 //! refuses the unlink, costs each listing a bounded amount; a later listing
-//! meets the rest), and RMD of a directory that lists empty reads it the
+//! meets the rest, and young files, which cost a stat, are not counted),
+//! and RMD of a directory that lists empty reads it the
 //! same way, without that bound (which drops them all) and tries again.
 //! `ferroftp sweep` walks a whole tree once (`sweep`), for the directories
 //! no client lists.
@@ -40,42 +41,65 @@ use crate::sys::{self, Lock};
 pub(crate) struct Sweep {
     /// Removed once unchanged this long (`FsOptions::abandoned_upload_age`).
     min_age: Duration,
-    /// Hidden upload files still to check: each costs a stat, and an old
-    /// one an open, a lock and an unlink.
-    checks_left: usize,
+    /// Old hidden upload files still to try: each costs an open, a lock
+    /// and an unlink. Younger ones (an upload in progress changes its file)
+    /// cost a stat and are not counted, so they never hold back the rest.
+    tries_left: usize,
 }
 
 impl Sweep {
-    pub(crate) fn new(min_age: Duration, checks: usize) -> Sweep {
+    pub(crate) fn new(min_age: Duration, tries: usize) -> Sweep {
         Sweep {
             min_age,
-            checks_left: checks,
+            tries_left: tries,
         }
     }
 
-    /// Checks `name`, a temporary upload name in `dir`, while checks are
-    /// left (removing it if abandoned); false once they are used up.
-    pub(crate) fn meet(&mut self, dir: BorrowedFd<'_>, name: &CStr) -> bool {
-        let Some(left) = self.checks_left.checked_sub(1) else {
-            return false;
-        };
-        self.checks_left = left;
-        remove_if_abandoned(dir, name, self.min_age);
-        true
+    /// Checks `name`, a temporary upload name in `dir`, removing it if it
+    /// is abandoned, while tries are left.
+    pub(crate) fn meet(&mut self, dir: BorrowedFd<'_>, name: &CStr) {
+        if self.tries_left == 0 {
+            return;
+        }
+        if let Some(st) = old_upload_file(dir, name, self.min_age) {
+            self.tries_left -= 1;
+            let _ = remove_if_unlocked(dir, name, &st);
+        }
     }
 }
 
+/// What became of one hidden upload file.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Abandoned and removed: the bytes it held.
+    Removed(u64),
+    /// Left in place: an upload in progress, too recent, or gone already.
+    Kept,
+    /// Abandoned, but it could not be opened or removed.
+    Failed(std::io::Error),
+}
+
 /// Removes `name` (a temporary upload name) in `dir` if it is abandoned
-/// (see the module documentation); the bytes it held if it was removed.
-/// Failures to look are answered `None`: a file that cannot be checked
-/// stays.
-pub(crate) fn remove_if_abandoned(dir: BorrowedFd<'_>, name: &CStr, min_age: Duration) -> Option<u64> {
-    let st = sys::lstatat(dir, name).ok()?;
-    // The cheap check first: an upload in progress changes its file, so a
-    // listing beside one costs a stat and nothing more.
-    if !st.is_file() || !unchanged_for(st.mtime, min_age) {
-        return None;
+/// (see the module documentation).
+pub(crate) fn remove_if_abandoned(dir: BorrowedFd<'_>, name: &CStr, min_age: Duration) -> Outcome {
+    match old_upload_file(dir, name, min_age) {
+        Some(st) => remove_if_unlocked(dir, name, &st),
+        None => Outcome::Kept,
     }
+}
+
+/// The cheap check first, a stat: a regular file unchanged for `min_age`.
+/// An upload in progress changes its file, so a listing beside one costs
+/// a stat and nothing more.
+fn old_upload_file(dir: BorrowedFd<'_>, name: &CStr, min_age: Duration) -> Option<sys::Stat> {
+    let st = sys::lstatat(dir, name).ok()?;
+    (st.is_file() && unchanged_for(st.mtime, min_age)).then_some(st)
+}
+
+/// Takes the file's lock and, holding it, removes the file: no upload can
+/// own it any more (uploads take it right after creating the file and keep
+/// it to the end).
+fn remove_if_unlocked(dir: BorrowedFd<'_>, name: &CStr, st: &sys::Stat) -> Outcome {
     // O_NOFOLLOW: the name was a regular file a moment ago; if it became a
     // symlink since, nothing is opened through it. A lock needs a
     // descriptor opened for reading or writing (not O_PATH), and a
@@ -83,14 +107,32 @@ pub(crate) fn remove_if_abandoned(dir: BorrowedFd<'_>, name: &CStr, min_age: Dur
     let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
     let opened = sys::openat(dir, name, flags | libc::O_RDONLY, 0)
         .or_else(|_| sys::openat(dir, name, flags | libc::O_WRONLY, 0));
-    let file = opened.ok()?;
-    if !matches!(sys::try_lock(file.as_fd()), Ok(Lock::Taken)) {
-        return None;
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if gone(&e) => return Outcome::Kept,
+        Err(e) => return Outcome::Failed(e),
+    };
+    // Still the file the stat saw (not another one renamed over the name
+    // between the two), and still regular.
+    match sys::fstat(file.as_fd()) {
+        Ok(now) if now.is_file() && now.dev == st.dev && now.ino == st.ino => {}
+        Ok(_) => return Outcome::Kept,
+        Err(e) => return Outcome::Failed(e),
     }
-    // Holding the lock, no upload can own the file any more: uploads take
-    // it right after creating the file and keep it to the end.
-    sys::unlinkat(dir, name, false).ok()?;
-    Some(st.size)
+    if !matches!(sys::try_lock(file.as_fd()), Ok(Lock::Taken)) {
+        return Outcome::Kept;
+    }
+    match sys::unlinkat(dir, name, false) {
+        Ok(()) => Outcome::Removed(st.size),
+        Err(e) if gone(&e) => Outcome::Kept,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+/// The name went away (another sweep, a listing, the upload's own end) or
+/// turned into something that is not opened (a symlink).
+fn gone(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ELOOP))
 }
 
 fn unchanged_for(mtime: SystemTime, min_age: Duration) -> bool {

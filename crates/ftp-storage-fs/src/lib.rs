@@ -116,11 +116,11 @@ pub struct FsOptions {
     /// directory or an RMD of it meets it (see `abandoned`); `None` never
     /// removes one.
     pub abandoned_upload_age: Option<Duration>,
-    /// How many hidden upload files one listing checks at most (a stat
-    /// each, and for an old one an open, a lock and an unlink); a later
-    /// listing checks the rest. Keeps a listing of a directory full of
-    /// leftovers, or of one on a filesystem that refuses the unlink, quick.
-    /// RMD checks them all.
+    /// How many old hidden upload files one listing tries to remove at
+    /// most (an open, a lock and an unlink each; young ones cost a stat and
+    /// are not counted); a later listing tries the rest. Keeps a listing of
+    /// a directory full of leftovers, or of one on a filesystem that
+    /// refuses the unlink, quick. RMD tries them all.
     pub abandoned_upload_checks_per_listing: usize,
 }
 

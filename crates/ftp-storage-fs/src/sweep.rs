@@ -8,7 +8,10 @@
 //!
 //! The walk follows no symlink (directories are opened one name at a time
 //! with `O_NOFOLLOW`) and keeps one descriptor per directory level still
-//! being walked, not one per directory met.
+//! being walked, not one per directory met (a tree deeper than the
+//! process's descriptor limit reports the levels it could not open). It
+//! goes into filesystems mounted under the root, as the server serves
+//! them.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -19,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{abandoned, names, sys};
+use crate::abandoned::{self, Outcome};
+use crate::{names, sys};
 
 /// Errors kept word for word in a report; past these only counted.
 const KEPT_ERRORS: usize = 20;
@@ -32,12 +36,13 @@ pub struct SweepReport {
     /// Abandoned uploads removed, and the bytes they held.
     pub removed: u64,
     pub removed_bytes: u64,
-    /// Hidden upload names left in place: an upload in progress, one not
-    /// yet unchanged for the age, or one that could not be checked or
-    /// removed.
+    /// Hidden upload names left in place: an upload in progress, or one
+    /// not yet unchanged for the age.
     pub kept: u64,
-    /// Directories that could not be opened or read, all of them counted,
-    /// the first few with their error.
+    /// Directories that could not be opened or read, and abandoned uploads
+    /// that could not be opened or removed (a read-only filesystem, a
+    /// directory the sweep's user may not write): all counted, the first
+    /// few with their error.
     pub failures: u64,
     pub first_failures: Vec<(PathBuf, io::Error)>,
 }
@@ -52,11 +57,17 @@ impl SweepReport {
 }
 
 /// A directory still to read: its name in its parent, whose descriptor
-/// stays open while any of its subdirectories waits.
+/// and path stay (shared) while any of its subdirectories waits.
 struct Pending {
     parent: Arc<OwnedFd>,
+    parent_path: Arc<PathBuf>,
     name: CString,
-    path: PathBuf,
+}
+
+impl Pending {
+    fn path(&self) -> PathBuf {
+        self.parent_path.join(OsStr::from_bytes(self.name.to_bytes()))
+    }
 }
 
 /// Walks the tree under `root` and removes every abandoned upload in it:
@@ -77,14 +88,14 @@ pub fn sweep_tree(root: &Path, min_age: Duration) -> io::Result<SweepReport> {
         pending: &mut pending,
         buf: &mut buf,
     };
-    walker.read(Arc::new(OwnedFd::from(root_dir)), root.to_path_buf());
+    walker.read(Arc::new(OwnedFd::from(root_dir)), Arc::new(root.to_path_buf()));
     while let Some(next) = walker.pending.pop() {
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
         match sys::openat(next.parent.as_fd(), &next.name, flags, 0) {
-            Ok(dir) => walker.read(Arc::new(dir), next.path),
+            Ok(dir) => walker.read(Arc::new(dir), Arc::new(next.path())),
             // Gone since it was listed, or replaced by a non-directory.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => {}
-            Err(e) => walker.report.failed(next.path, e),
+            Err(e) => walker.report.failed(next.path(), e),
         }
     }
     Ok(report)
@@ -100,13 +111,13 @@ struct Walker<'a> {
 impl Walker<'_> {
     /// Reads one directory: sweeps its hidden upload files and queues its
     /// subdirectories.
-    fn read(&mut self, dir: Arc<OwnedFd>, path: PathBuf) {
+    fn read(&mut self, dir: Arc<OwnedFd>, path: Arc<PathBuf>) {
         self.report.directories += 1;
         loop {
             let filled = match sys::getdents64(dir.as_fd(), self.buf) {
                 Ok(0) => return,
                 Ok(n) => n,
-                Err(e) => return self.report.failed(path, e),
+                Err(e) => return self.report.failed(path.to_path_buf(), e),
             };
             for entry in sys::dirents(&self.buf[..filled]) {
                 let name = entry.name;
@@ -115,17 +126,21 @@ impl Walker<'_> {
                 }
                 if names::is_temp_name(name) {
                     match abandoned::remove_if_abandoned(dir.as_fd(), name, self.min_age) {
-                        Some(bytes) => {
+                        Outcome::Removed(bytes) => {
                             self.report.removed += 1;
                             self.report.removed_bytes += bytes;
                         }
-                        None => self.report.kept += 1,
+                        Outcome::Kept => self.report.kept += 1,
+                        Outcome::Failed(e) => {
+                            let file = path.join(OsStr::from_bytes(name.to_bytes()));
+                            self.report.failed(file, e);
+                        }
                     }
                 } else if is_directory(dir.as_fd(), name, entry.kind) {
                     self.pending.push(Pending {
                         parent: Arc::clone(&dir),
+                        parent_path: Arc::clone(&path),
                         name: name.to_owned(),
-                        path: path.join(OsStr::from_bytes(name.to_bytes())),
                     });
                 }
             }

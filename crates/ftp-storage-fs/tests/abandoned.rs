@@ -150,6 +150,26 @@ async fn a_listing_checks_a_bounded_number_and_the_next_listing_goes_on() {
         assert_eq!(names(&*t.storage, "/").await.unwrap(), ["kept.txt"]);
         assert_eq!(hidden(&t), left, "two checks per listing");
     }
+    // Young files (uploads in progress) do not use up the tries: with one
+    // try per listing, the one old file goes at the first, wherever it is
+    // in the directory's order.
+    std::fs::create_dir(home.join("young")).unwrap();
+    for i in 0..10 {
+        leftover(
+            &home.join("young"),
+            &format!("00000000000000b{i}"),
+            Duration::from_secs(5),
+        );
+    }
+    let old = leftover(&home.join("young"), "00000000000000bf", AGE * 2);
+    let one_try = FsOptions {
+        abandoned_upload_checks_per_listing: 1,
+        ..with_age(Some(AGE))
+    };
+    let t1 = Tree::with_options(one_try).await;
+    std::fs::rename(home.join("young"), t1.home().join("young")).unwrap();
+    assert!(names(&*t1.storage, "/young").await.unwrap().is_empty());
+    assert_eq!(t1.on_disk("young").len(), 10, "{old} went, the young stay");
     // RMD is not bounded: a directory whose every name is a leftover goes.
     std::fs::create_dir(home.join("d")).unwrap();
     for i in 0..5 {
@@ -176,11 +196,24 @@ fn a_tree_sweep_removes_leftovers_in_every_directory_and_nothing_else() {
     let beyond = leftover(outside.path(), "00000000000000f5", AGE * 2);
     std::os::unix::fs::symlink(outside.path(), r.join("a/out")).unwrap();
 
+    // One that cannot be removed (immutable) is a failure, with its path.
+    let stuck = leftover(&r.join("z"), "00000000000000f6", AGE * 2);
+    let chattr = |flag: &str| {
+        let ok = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(r.join("z").join(&stuck))
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "chattr {flag} (e2fsprogs, on ext4)");
+    };
+    chattr("+i");
+
     let report = ftp_storage_fs::sweep_tree(r, AGE).unwrap();
+    chattr("-i");
     assert_eq!(report.directories, 5, "the root, a, a/b, a/b/c and z: {report:?}");
     assert_eq!((report.removed, report.removed_bytes), (2, 20_000), "{report:?}");
     assert_eq!(report.kept, 2, "the fresh and the held one: {report:?}");
-    assert_eq!(report.failures, 0);
+    assert_eq!(report.failures, 1, "{report:?}");
+    assert_eq!(report.first_failures[0].0, r.join("z").join(&stuck));
     assert!(!r.join("a/b/c").join(deep).exists() && !r.join(top).exists());
     assert!(r.join("a").join(fresh).exists() && r.join("z").join(held).exists());
     assert!(outside.path().join(beyond).exists());

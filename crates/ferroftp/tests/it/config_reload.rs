@@ -66,7 +66,11 @@ fn config_reload_applies_to_new_sessions_and_keeps_open_ones_as_they_were() {
     assert_eq!(refused.code, 553, "{refused:?}");
     // The session opened before keeps the rules it started with.
     assert_eq!(put_any(&mut before, "STOR old.exe", b"MZ").code, 226);
-    assert_eq!(server.read("old.exe"), b"MZ", "the storage root stayed");
+    assert_eq!(server.read("old.exe"), b"MZ");
+    // The storage root only a restart changes: a new session's upload
+    // lands in the old one.
+    assert_eq!(put_any(&mut after, "STOR new.txt", b"text").code, 226);
+    assert_eq!(server.read("new.txt"), b"text", "the storage root stayed");
     assert!(!other_root.exists());
 
     // The limit counts the session opened before the reload: with it and
@@ -83,18 +87,21 @@ fn config_reload_applies_to_new_sessions_and_keeps_open_ones_as_they_were() {
     assert_eq!(code, 421, "a fourth session from one address");
     drop(third);
 
-    // A file that does not load changes nothing.
+    // A file that does not load changes nothing: for the next second
+    // every new session still gets the second greeting (a reload takes
+    // milliseconds), and a good file after it is taken.
     reload_with(&server, "[server]\ngreeting = \"third greeting\"\nno_such_key = 1\n");
-    std::thread::sleep(Duration::from_millis(500));
-    let ok = eventually(Duration::from_secs(10), || {
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
         let (mut c, code) = greeting_of_a_new_connection(&server);
-        let text = c.greeting.text.clone();
         if code == 220 {
+            assert!(c.greeting.text.contains("second greeting"), "{:?}", c.greeting);
             c.cmd("QUIT");
         }
-        code == 220 && text.contains("second greeting")
-    });
-    assert!(ok, "the broken file was not taken and the server still answers");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reload_with(&server, "[server]\ngreeting = \"fourth greeting\"\n");
+    wait_for_greeting(&server, "fourth greeting");
     after.expect("NOOP", 200);
     before.expect("NOOP", 200);
 }
@@ -117,13 +124,16 @@ fn config_reload_lowers_max_sessions_as_sessions_end() {
         c.expect("QUIT", 221);
     }
     open.truncate(1);
-    // One session left of two allowed: one more fits, then none.
+    // One session left of two allowed: one more fits (once the probes
+    // have given their places back), then none.
+    let mut second = None;
     let fits = eventually(Duration::from_secs(10), || {
-        greeting_of_a_new_connection(&server).1 == 220
+        let (c, code) = greeting_of_a_new_connection(&server);
+        second = Some(c);
+        code == 220
     });
     assert!(fits);
-    let mut second = server.client();
-    assert_eq!(second.greeting.code, 220);
+    let mut second = second.unwrap();
     second.login(USER, PASS);
     let (_, code) = greeting_of_a_new_connection(&server);
     assert_eq!(code, 421, "two sessions open, two allowed");

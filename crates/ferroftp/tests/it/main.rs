@@ -2,6 +2,7 @@
 //! binary so the suite links once. Each module covers one area; `common`
 //! starts servers on port 0 and drives raw control connections.
 
+mod admin;
 mod clients_curl;
 mod clients_ftplib;
 mod clients_lftp;

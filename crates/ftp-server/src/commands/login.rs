@@ -215,6 +215,7 @@ impl Session {
         } else {
             "Login successful"
         };
+        self.registration.set_user(Some(&user.name));
         self.user = Some(user);
         self.storage = Some(storage);
         self.cwd = FtpPath::root();
@@ -320,6 +321,7 @@ impl Session {
     }
 
     fn log_out(&mut self) {
+        self.registration.set_user(None);
         self.login = Login::AwaitingUser;
         self.account_changes = None;
         self.revoked_pending = false;
