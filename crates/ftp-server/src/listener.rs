@@ -36,8 +36,8 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     /// Told once the storage answers (see `probe_storage`).
     storage_ready: watch::Sender<bool>,
-    /// The operator's socket (`server.admin_socket`), and where it is.
-    admin: Option<(tokio::net::UnixListener, std::path::PathBuf)>,
+    /// The operator's socket (`server.admin_socket`), and its file.
+    admin: Option<(tokio::net::UnixListener, crate::admin::SocketFile)>,
 }
 
 /// How long the first check of the storage may take before the listeners
@@ -67,10 +67,7 @@ impl Server {
             // transfer, so the log says at once which path transfers take.
             crate::ktls::support();
         }
-        let admin = match &config.admin_socket {
-            Some(path) => Some((crate::admin::bind(path)?, path.clone())),
-            None => None,
-        };
+        let admin = config.admin_socket.as_deref().map(crate::admin::bind).transpose()?;
         let (shutdown, shutting_down) = watch::channel(false);
         let (storage_ready, storage_ready_rx) = watch::channel(false);
         Ok(Server {
@@ -155,9 +152,9 @@ impl Server {
             ));
         }
         accepts.spawn(purge_bans(Arc::clone(&self.shared)));
-        let admin_path = self.admin.map(|(listener, path)| {
+        let admin_file = self.admin.map(|(listener, file)| {
             accepts.spawn(crate::admin::serve(listener, Arc::clone(&self.shared)));
-            path
+            file
         });
         shutdown.await;
         let _ = self.shutdown.send(true);
@@ -171,8 +168,8 @@ impl Server {
             tracing::warn!("shutdown grace period over; closing the remaining sessions");
         }
         accepts.shutdown().await;
-        if let Some(path) = admin_path {
-            let _ = std::fs::remove_file(path);
+        if let Some(file) = admin_file {
+            file.remove();
         }
         Ok(())
     }

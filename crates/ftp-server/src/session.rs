@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ftp_auth::{Authenticator, User};
 use ftp_proto::command::{Structure, TransferMode, TransferType};
@@ -42,6 +42,10 @@ use crate::transfer::TransferOutcome;
 
 /// What every session shares: configuration, storage, authentication, and
 /// the counts and scores kept per client address and per user.
+/// How long the last replies and the close of a session being ended may
+/// take, for a client that has stopped reading.
+const FAREWELL: Duration = Duration::from_secs(5);
+
 pub(crate) struct Shared {
     /// The configuration for new sessions (a SIGHUP may replace it; each
     /// session keeps the one it started with: `Session::config`).
@@ -342,9 +346,6 @@ pub(crate) struct Session {
     /// The account was disabled, removed or changed (a reload of the
     /// users) during a transfer: 231 and close once the transfer ends.
     pub revoked_pending: bool,
-    /// The operator ended the session during a transfer: 231 (421 before
-    /// login) and close once the transfer ends.
-    ended_by_operator_pending: bool,
     /// The session's place in the operator's list (`admin`).
     pub registration: crate::admin::Registration,
     /// While logged in: wakes when the accounts may have changed.
@@ -424,7 +425,6 @@ impl Session {
             shutdown_pending: false,
             expired_pending: false,
             revoked_pending: false,
-            ended_by_operator_pending: false,
             registration,
             account_changes: None,
             close_requested: false,
@@ -495,7 +495,9 @@ impl Session {
         self.reply(ReplyCode::ServiceReady, greeting).await;
         while self.step().await == Flow::Continue {}
         self.end_transfer_on_close().await;
-        let _ = self.ctl.stream.shutdown().await;
+        // A TLS close_notify is a write too: a client that reads nothing
+        // must not hold the session's task.
+        let _ = tokio::time::timeout(FAREWELL, self.ctl.stream.shutdown()).await;
     }
 
     /// One turn of the loop: a queued command, a decoded line, or a wait
@@ -541,11 +543,6 @@ impl Session {
             Wake::AccountsChanged => self.check_account().await,
             Wake::EndedByOperator => {
                 tracing::info!(peer = %self.peer, "session ended by the operator");
-                if self.transfer.is_some() {
-                    // The transfer finishes first; 231 follows its reply.
-                    self.ended_by_operator_pending = true;
-                    return Flow::Continue;
-                }
                 self.ended_by_operator().await
             }
             Wake::Read(false) => Flow::Close,
@@ -691,20 +688,29 @@ impl Session {
         self.account_revoked().await
     }
 
+    /// The operator's kick: a running transfer is cut (its 426), then 231
+    /// (421 before login), within `FAREWELL`: a client that does not read
+    /// its replies does not keep the session.
     async fn ended_by_operator(&mut self) -> Flow {
-        if self.logged_in() {
-            self.reply(
-                ReplyCode::UserLoggedOut,
-                "Logged out by the server's operator, closing control connection",
-            )
-            .await;
-        } else {
-            self.reply(
-                ReplyCode::ServiceNotAvailable,
-                "Closed by the server's operator, closing control connection",
-            )
-            .await;
-        }
+        let farewell = async {
+            if let Some(outcome) = self.cancel_transfer().await {
+                self.send(outcome.reply).await;
+            }
+            if self.logged_in() {
+                self.reply(
+                    ReplyCode::UserLoggedOut,
+                    "Logged out by the server's operator, closing control connection",
+                )
+                .await;
+            } else {
+                self.reply(
+                    ReplyCode::ServiceNotAvailable,
+                    "Closed by the server's operator, closing control connection",
+                )
+                .await;
+            }
+        };
+        let _ = tokio::time::timeout(FAREWELL, farewell).await;
         Flow::Close
     }
 
@@ -890,9 +896,6 @@ impl Session {
         }
         if self.revoked_pending {
             return Some(self.account_revoked().await);
-        }
-        if self.ended_by_operator_pending {
-            return Some(self.ended_by_operator().await);
         }
         None
     }

@@ -61,7 +61,7 @@ impl Sweep {
         if self.tries_left == 0 {
             return;
         }
-        if let Some(st) = old_upload_file(dir, name, self.min_age) {
+        if let Ok(Some(st)) = old_upload_file(dir, name, self.min_age) {
             self.tries_left -= 1;
             let _ = remove_if_unlocked(dir, name, &st);
         }
@@ -83,17 +83,19 @@ pub(crate) enum Outcome {
 /// (see the module documentation).
 pub(crate) fn remove_if_abandoned(dir: BorrowedFd<'_>, name: &CStr, min_age: Duration) -> Outcome {
     match old_upload_file(dir, name, min_age) {
-        Some(st) => remove_if_unlocked(dir, name, &st),
-        None => Outcome::Kept,
+        Ok(Some(st)) => remove_if_unlocked(dir, name, &st),
+        Ok(None) => Outcome::Kept,
+        Err(e) if gone(&e) => Outcome::Kept,
+        Err(e) => Outcome::Failed(e),
     }
 }
 
 /// The cheap check first, a stat: a regular file unchanged for `min_age`.
 /// An upload in progress changes its file, so a listing beside one costs
 /// a stat and nothing more.
-fn old_upload_file(dir: BorrowedFd<'_>, name: &CStr, min_age: Duration) -> Option<sys::Stat> {
-    let st = sys::lstatat(dir, name).ok()?;
-    (st.is_file() && unchanged_for(st.mtime, min_age)).then_some(st)
+fn old_upload_file(dir: BorrowedFd<'_>, name: &CStr, min_age: Duration) -> std::io::Result<Option<sys::Stat>> {
+    let st = sys::lstatat(dir, name)?;
+    Ok((st.is_file() && unchanged_for(st.mtime, min_age)).then_some(st))
 }
 
 /// Takes the file's lock and, holding it, removes the file: no upload can
