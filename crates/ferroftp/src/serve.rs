@@ -173,7 +173,14 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 args,
             }),
         };
-        tokio::spawn(reload_on_sighup(reload));
+        // The handler is in place before the listening lines are printed,
+        // so a SIGHUP sent as soon as they appear is not lost.
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hup) => {
+                tokio::spawn(reload_on_sighup(hup, reload));
+            }
+            Err(e) => tracing::error!(error = %e, "no SIGHUP handler: nothing is reloaded"),
+        }
         let mut out = std::io::stdout().lock();
         for addr in server.local_addrs() {
             writeln!(out, "ferroftp: listening on ftp://{addr} ({storage_name})")?;
@@ -479,19 +486,12 @@ impl ConfigSource {
     }
 }
 
-async fn reload_on_sighup(reload: Reload) {
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, reload: Reload) {
     let Reload {
         provider,
         accounts,
         config,
     } = reload;
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(hup) => hup,
-        Err(e) => {
-            tracing::error!(error = %e, "no SIGHUP handler: nothing is reloaded");
-            return;
-        }
-    };
     while hup.recv().await.is_some() {
         if provider.is_none() && accounts.is_none() && config.is_none() {
             tracing::info!("SIGHUP: no configuration file, certificate files or users file to re-read");

@@ -148,3 +148,60 @@ fn config_reload_lowers_max_sessions_as_sessions_end() {
     assert!(fits);
     open[0].expect("NOOP", 200);
 }
+
+/// The log says what a reload did: a broken file is refused with its
+/// error, and a changed setting only a restart applies is named.
+#[test]
+fn config_reload_logs_a_refused_file_and_the_settings_kept_until_a_restart() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ferroftp.toml");
+    let log = dir.path().join("server.log");
+    std::fs::write(&config, "[storage]\ndurability = \"file\"\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferroftp"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--user", "u:p", "--root"])
+        .arg(dir.path().join("root"))
+        .arg("--config")
+        .arg(&config)
+        .env("FERROFTP_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let listening = stdout
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("listening on ftp://"));
+    assert!(listening);
+    let hup = |toml: &str| {
+        let next = config.with_extension("next");
+        std::fs::write(&next, toml).unwrap();
+        std::fs::rename(&next, &config).unwrap();
+        // SAFETY: kill(2) on the child's own pid.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) }, 0);
+    };
+    let logged = |text: &str| {
+        eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains(text))
+        })
+    };
+
+    hup("[storage]\ndurability = \"none\"\n[server]\ngreeting = \"hi\"\n");
+    assert!(logged("configuration reloaded for new sessions"));
+    assert!(
+        // (The log may colour the field's name: its value is matched alone.)
+        logged("take effect only at a restart were kept") && logged("[\"storage\"]"),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    hup("[storage]\ndurability = \"sometimes\"\n");
+    assert!(
+        logged("configuration reload failed"),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
