@@ -211,6 +211,8 @@ pub(crate) fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
         .create(true)
         .truncate(false)
         .mode(0o600)
+        // A symlink planted at the lock's name is not followed.
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path)?;
     // SAFETY: flock on a descriptor the File owns.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
