@@ -656,15 +656,21 @@ impl Session {
     /// gets 421.
     async fn session_expired(&mut self) -> Flow {
         tracing::info!(peer = %self.peer, "session time limit reached");
+        self.end_session(
+            "Session time limit reached; logged out, closing control connection",
+            "Session time limit reached",
+        )
+        .await
+    }
+
+    /// Ends the session for a reason of the account's, not the service's:
+    /// 231 with `logged_out` to a logged-in user, 421 with `otherwise` to
+    /// a connection still logging in.
+    async fn end_session(&mut self, logged_out: &str, otherwise: &str) -> Flow {
         if self.logged_in() {
-            self.reply(
-                ReplyCode::UserLoggedOut,
-                "Session time limit reached; logged out, closing control connection",
-            )
-            .await;
+            self.reply(ReplyCode::UserLoggedOut, logged_out).await;
         } else {
-            self.reply(ReplyCode::ServiceNotAvailable, "Session time limit reached")
-                .await;
+            self.reply(ReplyCode::ServiceNotAvailable, otherwise).await;
         }
         Flow::Close
     }
@@ -696,22 +702,13 @@ impl Session {
             if let Some(outcome) = self.cancel_transfer().await {
                 self.send(outcome.reply).await;
             }
-            if self.logged_in() {
-                self.reply(
-                    ReplyCode::UserLoggedOut,
-                    "Logged out by the server's operator, closing control connection",
-                )
-                .await;
-            } else {
-                self.reply(
-                    ReplyCode::ServiceNotAvailable,
-                    "Closed by the server's operator, closing control connection",
-                )
-                .await;
-            }
+            self.end_session(
+                "Logged out by the server's operator, closing control connection",
+                "Closed by the server's operator, closing control connection",
+            )
+            .await
         };
-        let _ = tokio::time::timeout(FAREWELL, farewell).await;
-        Flow::Close
+        tokio::time::timeout(FAREWELL, farewell).await.unwrap_or(Flow::Close)
     }
 
     async fn account_revoked(&mut self) -> Flow {

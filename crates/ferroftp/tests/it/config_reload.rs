@@ -32,12 +32,18 @@ fn wait_for_greeting(server: &TestServer, text: &str) {
     assert!(seen, "no greeting {text:?} after the reload");
 }
 
-/// A new connection's greeting, after the sessions that ended have given
-/// their places back.
-fn greeting_of_a_new_connection(server: &TestServer) -> (RawClient, u16) {
-    let c = server.client();
-    let code = c.greeting.code;
-    (c, code)
+/// A new connection greeted 220, once the sessions that ended (earlier
+/// probes among them) have given their places back.
+fn admitted(server: &TestServer) -> RawClient {
+    let mut admitted = None;
+    let fits = eventually(Duration::from_secs(10), || {
+        let c = server.client();
+        let code = c.greeting.code;
+        admitted = Some(c);
+        code == 220
+    });
+    assert!(fits, "no place for a new session");
+    admitted.unwrap()
 }
 
 #[test]
@@ -76,15 +82,8 @@ fn config_reload_applies_to_new_sessions_and_keeps_open_ones_as_they_were() {
     // The limit counts the session opened before the reload: with it and
     // `after`, one more fits (once the probes above have ended), the next
     // is refused.
-    let mut third = None;
-    let fits = eventually(Duration::from_secs(10), || {
-        let (c, code) = greeting_of_a_new_connection(&server);
-        third = Some(c);
-        code == 220
-    });
-    assert!(fits);
-    let (_, code) = greeting_of_a_new_connection(&server);
-    assert_eq!(code, 421, "a fourth session from one address");
+    let third = admitted(&server);
+    assert_eq!(server.client().greeting.code, 421, "a fourth session from one address");
     drop(third);
 
     // A file that does not load changes nothing: for the next second
@@ -94,7 +93,8 @@ fn config_reload_applies_to_new_sessions_and_keeps_open_ones_as_they_were() {
     let until = std::time::Instant::now() + Duration::from_secs(1);
     let mut greeted = 0;
     while std::time::Instant::now() < until {
-        let (mut c, code) = greeting_of_a_new_connection(&server);
+        let mut c = server.client();
+        let code = c.greeting.code;
         if code == 220 {
             assert!(c.greeting.text.contains("second greeting"), "{:?}", c.greeting);
             c.cmd("QUIT");
@@ -116,7 +116,8 @@ fn config_reload_lowers_max_sessions_as_sessions_end() {
     let mut open: Vec<RawClient> = (0..3).map(|_| server.login()).collect();
     reload_with(&server, &limits(2));
     let full = eventually(Duration::from_secs(10), || {
-        let (mut c, code) = greeting_of_a_new_connection(&server);
+        let mut c = server.client();
+        let code = c.greeting.code;
         if code == 220 {
             c.cmd("QUIT");
         }
@@ -129,23 +130,12 @@ fn config_reload_lowers_max_sessions_as_sessions_end() {
     open.truncate(1);
     // One session left of two allowed: one more fits (once the probes
     // have given their places back), then none.
-    let mut second = None;
-    let fits = eventually(Duration::from_secs(10), || {
-        let (c, code) = greeting_of_a_new_connection(&server);
-        second = Some(c);
-        code == 220
-    });
-    assert!(fits);
-    let mut second = second.unwrap();
+    let mut second = admitted(&server);
     second.login(USER, PASS);
-    let (_, code) = greeting_of_a_new_connection(&server);
-    assert_eq!(code, 421, "two sessions open, two allowed");
+    assert_eq!(server.client().greeting.code, 421, "two sessions open, two allowed");
     // Raised again: at once.
     reload_with(&server, &limits(5));
-    let fits = eventually(Duration::from_secs(10), || {
-        greeting_of_a_new_connection(&server).1 == 220
-    });
-    assert!(fits);
+    admitted(&server);
     open[0].expect("NOOP", 200);
 }
 
